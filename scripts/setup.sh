@@ -1,0 +1,56 @@
+#!/bin/sh
+# setup.sh installs and starts what MyWebChat's demo and tests need on a
+# Debian machine: a Docker engine, nginx, Redis, Chromium, the browser driver
+# and linters. It is idempotent: whatever is already there is left alone.
+# On a machine where Docker already runs (a laptop, a host with systemd) it
+# only checks that the engine answers.
+set -eu
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_pkgs=""
+for p in docker.io nginx-light redis-server chromium debootstrap shellcheck wrk curl ca-certificates; do
+	dpkg -s "$p" >/dev/null 2>&1 || need_pkgs="$need_pkgs $p"
+done
+if [ -n "$need_pkgs" ]; then
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		log "missing packages:$need_pkgs; install them (Debian/Ubuntu: apt-get install$need_pkgs) and run again"
+		exit 1
+	fi
+	log "installing:$need_pkgs"
+	apt-get update -qq
+	# shellcheck disable=SC2086 # a word list on purpose
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_pkgs >/dev/null
+fi
+
+# The Docker engine. Where no init system runs it, start dockerd ourselves.
+if ! docker info >/dev/null 2>&1; then
+	log "starting dockerd"
+	mkdir -p /var/log
+	nohup dockerd --iptables=false >/var/log/dockerd.log 2>&1 &
+	i=0
+	until docker info >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 60 ]; then
+			log "dockerd did not answer within 30s; see /var/log/dockerd.log"
+			exit 1
+		fi
+		sleep 0.5
+	done
+fi
+
+# Browser driver for the end-to-end tests (Chromium comes from Debian).
+if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwright-core ]; then
+	log "installing playwright-core"
+	(cd test/browser && npm ci --no-audit --no-fund --silent)
+fi
+
+# Workflow linter.
+if ! command -v actionlint >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/actionlint" ]; then
+	log "installing actionlint"
+	go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+fi
+
+# Local base images: nothing can be pulled here, so build them from Debian.
+sh scripts/base-images.sh
+log "ready"
