@@ -27,8 +27,11 @@ down:
 
 ## images: build the chat server and nginx images from this checkout.
 images: setup
-	docker build --network host -f Dockerfile.app --build-arg GO_IMAGE=$(GO_IMAGE) -t $(APP_TAG) .
-	docker build --network host -f Dockerfile.nginx --build-arg NGINX_IMAGE=$(NGINX_IMAGE) -t $(NGINX_TAG) .
+	rev=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	docker build --network host -f Dockerfile.app --build-arg GO_IMAGE=$(GO_IMAGE) \
+		--build-arg VERSION=dev-$$rev --build-arg REVISION=$$rev -t $(APP_TAG) . && \
+	docker build --network host -f Dockerfile.nginx --build-arg NGINX_IMAGE=$(NGINX_IMAGE) \
+		--build-arg VERSION=dev-$$rev --build-arg REVISION=$$rev -t $(NGINX_TAG) .
 
 ## test: every test: lint, unit, fuzz (short), JS, integration, browser, end-to-end (short).
 test: setup test-lint test-unit test-fuzz test-js test-integration test-browser test-e2e
@@ -37,25 +40,43 @@ test-lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting' >&2; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	shellcheck .ci/run $$(find . -path ./.git -prune -o -name node_modules -prune -o -type f -name '*.sh' -print)
+	actionlint
+	sh systemd/verify-units.sh
 
 test-unit:
 	$(GO) test -race -count=1 ./...
 
 test-fuzz:
-	@echo 'fuzz targets are added by the packages that define them'
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./chatserver/internal/chat
 
+## test-js: unit tests of the page's pure logic (protocol, outbox, backoff, physics).
 test-js:
-	@echo 'JS unit tests are added with static/'
+	node --test test/js/*.test.mjs
 
 test-integration:
 	$(GO) test -tags integration -count=1 -p 1 -timeout 20m ./...
 
+## test-browser: the page in Chromium against the real chat server behind nginx
+## (two people, a blue/green swap mid-conversation) and a frame-time report.
 test-browser:
-	@echo 'browser tests are added with static/'
+	cd test/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; } && \
+		node --test --test-concurrency=1 chat.test.mjs frames.test.mjs
 
 test-e2e:
 	@echo 'the end-to-end harness is added under test/e2e'
 
 ## bench: the benchmark harnesses behind BENCHMARKS.md (long; run by hand).
 bench:
-	@echo 'benchmarks are added by their harnesses'
+	set -e; d=$$(mktemp -d /tmp/mywebchat-bench-XXXXXX); \
+	$(GO) build -o $$d/chatserver ./chatserver; \
+	$(GO) build -o $$d/gorilla-chat github.com/gorilla/websocket/examples/chat; \
+	$(GO) build -o $$d/load ./test/load; \
+	for r in 50 100 200; do \
+	  $$d/load -mode fanout -proto gorilla -bin $$d/gorilla-chat -n 1000 -rate $$r -duration 10s; \
+	  $$d/load -mode fanout -bin $$d/chatserver -n 1000 -rate $$r -duration 10s; \
+	done; \
+	$$d/load -mode idle -proto gorilla -bin $$d/gorilla-chat -n 10000 -settle 5s; \
+	$$d/load -mode idle -bin $$d/chatserver -n 10000 -rooms 100 -settle 5s; \
+	$$d/load -mode wave -bin $$d/chatserver -n 5000 -rooms 50; \
+	rm -rf $$d

@@ -1,22 +1,54 @@
-// Command chatserver serves the MyWebChat WebSocket chat.
+// Command chatserver serves the MyWebChat WebSocket chat (PROTOCOL.md).
+// With -healthcheck it instead probes a running server's /healthz and exits
+// 0 when healthy: the image's HEALTHCHECK.
 package main
 
 import (
-	"encoding/json"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mywebchat/mywebchat/chatserver/internal/redisroom"
+	"github.com/mywebchat/mywebchat/chatserver/internal/server"
 )
 
-// Placeholder until the chat server lands: answers /healthz only.
 func main() {
-	addr := os.Getenv("CHAT_ADDR")
-	if addr == "" {
-		addr = ":8080"
+	healthcheck := flag.Bool("healthcheck", false, "probe /healthz of the server on CHAT_ADDR's port and exit 0 when healthy")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := server.FromEnv(os.Getenv)
+	if err != nil {
+		log.Error("config", "err", err)
+		os.Exit(2)
 	}
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{"status": "ok", "color": os.Getenv("APP_COLOR"), "version": os.Getenv("APP_VERSION")})
-	})
-	if err := http.ListenAndServe(addr, nil); err != nil {
+	if *healthcheck {
+		os.Exit(probe(cfg.HealthURL()))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := server.Run(ctx, cfg, log, server.Options{Redis: redisroom.Connector(cfg.History)}); err != nil {
+		log.Error("chat server", "err", err)
 		os.Exit(1)
 	}
+}
+
+func probe(url string) int {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/daemon"
+	"github.com/mywebchat/mywebchat/agent/internal/queue"
+)
+
+func runDaemon(ctx context.Context, env Env, args []string) int {
+	fs, configPath := newFlags(env, "run")
+	if err := fs.Parse(args); err != nil {
+		return ExitBadInput
+	}
+	log := newLogger(env).With("version", env.Version)
+	dm := &daemon.Daemon{ConfigPath: *configPath, Log: log, CrashAt: env.Getenv("DEPLOY_AGENT_TEST_CRASH_AT")}
+	if dm.CrashAt != "" {
+		log.Warn("crash test hook armed: the agent will SIGKILL itself at this step", "step", dm.CrashAt)
+	}
+	if err := dm.Run(ctx); err != nil {
+		log.Error("deploy agent stopped", "err", err)
+		fmt.Fprintln(env.Stderr, "deploy-agent run:", err)
+		if errors.Is(err, config.ErrInvalid) {
+			return ExitBadInput
+		}
+		if errors.Is(err, queue.ErrLocked) {
+			return ExitBusy
+		}
+		return ExitFailed
+	}
+	return ExitOK
+}

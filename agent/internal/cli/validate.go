@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/daemon"
+	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/nginx"
+)
+
+// runValidate checks everything a deploy will need without changing anything.
+func runValidate(ctx context.Context, env Env, args []string) int {
+	fs, configPath := newFlags(env, "validate")
+	if err := fs.Parse(args); err != nil {
+		return ExitBadInput
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "FAIL config:", err)
+		return ExitBadInput
+	}
+	fmt.Fprintln(env.Stdout, "ok   config", *configPath)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	failed := false
+	check := func(name string, err error) {
+		if err != nil {
+			failed = true
+			fmt.Fprintf(env.Stdout, "FAIL %s: %v\n", name, err)
+			return
+		}
+		fmt.Fprintln(env.Stdout, "ok  ", name)
+	}
+	log := newLogger(env)
+	render := daemon.Renderer(&cfg, log)
+	_, err = render(nginx.Site{App: cfg.App.Name})
+	check("render upstream placeholder", err)
+	_, err = render(nginx.Site{App: cfg.App.Name, Color: "blue", Release: "validate", Servers: []string{fmt.Sprintf("127.0.0.1:%d", cfg.Port("blue"))}})
+	check("render upstream for a release", err)
+
+	dc, err := docker.New()
+	if err != nil {
+		check("docker client", err)
+		return ExitBadInput
+	}
+	defer dc.Close()
+	v, err := dc.Ping(ctx)
+	check("docker engine (API "+v+")", err)
+	if cfg.Proxy.Mode == "container" && err == nil {
+		c, err := dc.InspectContainer(ctx, cfg.Proxy.Container)
+		if err == nil && !c.Running {
+			err = fmt.Errorf("nginx container %s is %s", cfg.Proxy.Container, c.State)
+		}
+		check("nginx container "+cfg.Proxy.Container, err)
+	}
+	// The whole nginx config as it is installed now (it includes proxy.output).
+	check("nginx config test", daemon.NewProxy(&cfg, dc, log).Test(ctx))
+	if cfg.App.EnvFile != "" {
+		if _, err := os.Stat(cfg.App.EnvFile); err != nil {
+			fmt.Fprintf(env.Stdout, "warn app.env_file %s: %v (deploys go ahead without it)\n", cfg.App.EnvFile, err)
+		} else {
+			fmt.Fprintln(env.Stdout, "ok   app.env_file", cfg.App.EnvFile)
+		}
+	}
+	if cfg.Registry.AuthFile != "" {
+		if _, err := os.Stat(cfg.Registry.AuthFile); err != nil {
+			fmt.Fprintf(env.Stdout, "warn registry.auth_file: %v (pulls are anonymous)\n", err)
+		} else {
+			_, err := docker.RegistryAuth(cfg.Registry.AuthFile, "validate.invalid")
+			check("registry.auth_file readable", err)
+		}
+	}
+	if failed {
+		return ExitBadInput
+	}
+	return ExitOK
+}

@@ -1,0 +1,374 @@
+// Package config loads and validates the deploy agent's agent.yaml strictly:
+// unknown keys are errors naming the key and its line, and every value is checked once here
+// so the rest of the agent can trust it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultPath is where the daemon and the CLI look for the config unless told otherwise.
+const DefaultPath = "/etc/deploy-agent/agent.yaml"
+
+// maxConfigBytes bounds the config file: it is small, and a huge file is a mistake.
+const maxConfigBytes = 1 << 20
+
+// ErrInvalid marks every config error, so callers can map it to exit code 2.
+var ErrInvalid = errors.New("invalid config")
+
+// Colors are the two slots of a blue/green deploy, in a fixed order.
+var Colors = []string{"blue", "green"}
+
+// Config is the whole agent.yaml.
+type Config struct {
+	StateDir string   `yaml:"state_dir"`
+	App      App      `yaml:"app"`
+	Proxy    Proxy    `yaml:"proxy"`
+	Registry Registry `yaml:"registry"`
+}
+
+// App describes the application the agent deploys.
+type App struct {
+	Name          string            `yaml:"name"`
+	Repository    string            `yaml:"repository"`
+	ContainerPort int               `yaml:"container_port"`
+	Colors        map[string]Color  `yaml:"colors"`
+	Env           map[string]string `yaml:"env"`
+	EnvFile       string            `yaml:"env_file"`
+	Health        Health            `yaml:"health"`
+	DrainTimeout  Duration          `yaml:"drain_timeout"`
+	Verify        Duration          `yaml:"verify"`
+	KeepReleases  int               `yaml:"keep_releases"`
+	// Memory is an optional container memory limit such as "256m" or "1g"; empty means no limit.
+	Memory string `yaml:"memory"`
+	// MemoryBytes is Memory parsed; zero means no limit.
+	MemoryBytes int64 `yaml:"-"`
+}
+
+// Color is one slot's host port.
+type Color struct {
+	Port int `yaml:"port"`
+}
+
+// Health is the health gate for a freshly started container.
+type Health struct {
+	Path         string   `yaml:"path"`
+	Interval     Duration `yaml:"interval"`
+	Timeout      Duration `yaml:"timeout"`
+	HealthyAfter int      `yaml:"healthy_after"`
+	StartTimeout Duration `yaml:"start_timeout"`
+}
+
+// Proxy describes the nginx in front of the colors.
+type Proxy struct {
+	Mode          string   `yaml:"mode"`
+	Container     string   `yaml:"container"`
+	TestCommand   []string `yaml:"test_command"`
+	ReloadCommand []string `yaml:"reload_command"`
+	// Template is the upstream template file; empty means the template built into the binary.
+	Template string `yaml:"template"`
+	Output   string `yaml:"output"`
+	CheckURL string `yaml:"check_url"`
+}
+
+// Registry holds optional registry credentials.
+type Registry struct {
+	// AuthFile is a JSON file with credentials (docker config.json or a single auth object); empty means anonymous pulls.
+	AuthFile string `yaml:"auth_file"`
+}
+
+// Duration is a time.Duration written as "500ms", "30s" in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses a Go duration string and reports the line of a bad one.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 30s: %w", n.Line, err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 500ms or 30s", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Default returns the configuration DESIGN.md documents, the base that agent.yaml overrides.
+func Default() Config {
+	return Config{
+		StateDir: "/var/lib/deploy-agent",
+		App: App{
+			Name:          "mywebchat",
+			ContainerPort: 8080,
+			Colors:        map[string]Color{"blue": {Port: 8081}, "green": {Port: 8082}},
+			Health: Health{
+				Path: "/healthz", Interval: Duration(500 * time.Millisecond), Timeout: Duration(2 * time.Second),
+				HealthyAfter: 2, StartTimeout: Duration(60 * time.Second),
+			},
+			DrainTimeout: Duration(30 * time.Second),
+			Verify:       Duration(5 * time.Second),
+			KeepReleases: 3,
+		},
+		Proxy: Proxy{
+			Mode:          "container",
+			Container:     "mywebchat-nginx",
+			TestCommand:   []string{"nginx", "-t"},
+			ReloadCommand: []string{"nginx", "-s", "reload"},
+			Output:        "/var/lib/deploy-agent/nginx/upstream.conf",
+			CheckURL:      "http://127.0.0.1/healthz",
+		},
+	}
+}
+
+// Load reads and validates the config at path.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	defer f.Close()
+	b, err := readLimited(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: read %s: %w", ErrInvalid, path, err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func readLimited(f *os.File) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > maxConfigBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxConfigBytes)
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse decodes b strictly over Default and validates the result.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	// Colors are replaced, not merged, when the file names them.
+	var probe struct {
+		App struct {
+			Colors yaml.Node `yaml:"colors"`
+		} `yaml:"app"`
+	}
+	_ = yaml.Unmarshal(b, &probe)
+	if probe.App.Colors.Kind != 0 {
+		c.App.Colors = nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("%w: the file is empty", ErrInvalid)
+		}
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, cleanYAMLError(err))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.App" into "unknown key x".
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
+	s = notFoundRE.ReplaceAllString(s, "unknown key $1")
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, "; ")
+}
+
+var notFoundRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	// repoRE accepts registry/path image repositories in lower case, without tag or digest.
+	repoRE   = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Validate checks every value and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	if !strings.HasPrefix(c.StateDir, "/") {
+		bad("state_dir: must be an absolute path, got %q", c.StateDir)
+	}
+	a := &c.App
+	if !nameRE.MatchString(a.Name) {
+		bad("app.name: %q must be lower-case letters, digits, '.', '_' or '-'", a.Name)
+	}
+	if a.Repository == "" {
+		bad("app.repository: must be set (deploys may only name images in it)")
+	} else if !repoRE.MatchString(a.Repository) {
+		bad("app.repository: %q is not an image repository (no tag or digest, lower case)", a.Repository)
+	}
+	if a.ContainerPort < 1 || a.ContainerPort > 65535 {
+		bad("app.container_port: %d is not a port", a.ContainerPort)
+	}
+	if len(a.Colors) != 2 {
+		bad("app.colors: must define exactly blue and green")
+	}
+	for name, col := range a.Colors {
+		if name != "blue" && name != "green" {
+			bad("app.colors: unknown color %q (want blue and green)", name)
+		}
+		if col.Port < 1 || col.Port > 65535 {
+			bad("app.colors.%s.port: %d is not a port", name, col.Port)
+		}
+	}
+	if len(a.Colors) == 2 && a.Colors["blue"].Port == a.Colors["green"].Port {
+		bad("app.colors: blue and green need different ports")
+	}
+	for k, v := range a.Env {
+		if !envKeyRE.MatchString(k) {
+			bad("app.env: %q is not a variable name", k)
+		}
+		if strings.ContainsAny(v, "\x00\n") {
+			bad("app.env.%s: value contains a newline or NUL", k)
+		}
+		if k == "APP_COLOR" || k == "APP_VERSION" || k == "CHAT_HANDOVER_DIR" {
+			bad("app.env.%s: set by the agent, cannot be configured", k)
+		}
+	}
+	if a.EnvFile != "" && !strings.HasPrefix(a.EnvFile, "/") {
+		bad("app.env_file: must be an absolute path, got %q", a.EnvFile)
+	}
+	h := &a.Health
+	if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \n") {
+		bad("app.health.path: %q must start with /", h.Path)
+	}
+	if h.Interval.D() < 10*time.Millisecond {
+		bad("app.health.interval: %s is too short (at least 10ms)", h.Interval.D())
+	}
+	if h.Timeout.D() <= 0 {
+		bad("app.health.timeout: must be positive")
+	}
+	if h.HealthyAfter < 1 {
+		bad("app.health.healthy_after: %d must be at least 1", h.HealthyAfter)
+	}
+	if h.StartTimeout.D() < h.Interval.D() {
+		bad("app.health.start_timeout: %s must be at least the interval", h.StartTimeout.D())
+	}
+	if a.DrainTimeout.D() < 0 || a.DrainTimeout.D() > time.Hour {
+		bad("app.drain_timeout: %s must be between 0 and 1h", a.DrainTimeout.D())
+	}
+	if a.Verify.D() <= 0 {
+		bad("app.verify: must be positive")
+	}
+	if a.KeepReleases < 1 {
+		bad("app.keep_releases: %d must be at least 1 (the active release)", a.KeepReleases)
+	}
+	if a.Memory != "" {
+		n, err := ParseBytes(a.Memory)
+		if err != nil || n < 6<<20 {
+			bad("app.memory: %q must be a size like 256m or 1g, at least 6m", a.Memory)
+		}
+		a.MemoryBytes = n
+	}
+	p := &c.Proxy
+	switch p.Mode {
+	case "container":
+		if !nameRE.MatchString(p.Container) {
+			bad("proxy.container: %q is not a container name", p.Container)
+		}
+	case "host":
+		if len(p.TestCommand) == 0 || p.TestCommand[0] == "" {
+			bad("proxy.test_command: must name a command in host mode")
+		}
+		if len(p.ReloadCommand) == 0 || p.ReloadCommand[0] == "" {
+			bad("proxy.reload_command: must name a command in host mode")
+		}
+	default:
+		bad("proxy.mode: %q must be container or host", p.Mode)
+	}
+	if p.Template != "" && !strings.HasPrefix(p.Template, "/") {
+		bad("proxy.template: must be an absolute path, got %q", p.Template)
+	}
+	if !strings.HasPrefix(p.Output, "/") || strings.HasSuffix(p.Output, "/") {
+		bad("proxy.output: must be an absolute file path, got %q", p.Output)
+	}
+	if u, err := url.Parse(p.CheckURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("proxy.check_url: %q must be an http(s) URL", p.CheckURL)
+	}
+	if c.Registry.AuthFile != "" && !strings.HasPrefix(c.Registry.AuthFile, "/") {
+		bad("registry.auth_file: must be an absolute path")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Port returns the host port of color, or 0 for an unknown color.
+func (c *Config) Port(color string) int { return c.App.Colors[color].Port }
+
+// ColorOfPort returns the color published on port, or "".
+func (c *Config) ColorOfPort(port int) string {
+	for _, name := range Colors {
+		if c.App.Colors[name].Port == port {
+			return name
+		}
+	}
+	return ""
+}
+
+// ContainerName is the container of a color: <app.name>-<color>.
+func (c *Config) ContainerName(color string) string { return c.App.Name + "-" + color }
+
+// Other returns the color that is not color.
+func Other(color string) string {
+	if color == "blue" {
+		return "green"
+	}
+	return "blue"
+}
+
+// ParseBytes parses sizes like 512k, 256m, 1g (binary units) or a plain byte count.
+func ParseBytes(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

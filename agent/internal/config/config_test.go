@@ -1,0 +1,104 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exampleConfig is the example shipped in deploy/, which must always parse strictly.
+func exampleConfig(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "deploy", "agent.yaml")
+}
+
+func TestExampleConfigParsesStrictly(t *testing.T) {
+	c, err := Load(exampleConfig(t))
+	if err != nil {
+		t.Fatalf("Load(example) = %v", err)
+	}
+	if got, want := c.App.Health.Interval.D(), 500*time.Millisecond; got != want {
+		t.Errorf("health.interval = %v, want %v", got, want)
+	}
+	if got, want := c.Port("green"), 8082; got != want {
+		t.Errorf("green port = %d, want %d", got, want)
+	}
+	if got, want := c.Proxy.ReloadCommand, []string{"nginx", "-s", "reload"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("reload_command = %q, want %q", got, want)
+	}
+	if c.App.Env["CHAT_REDIS_URL"] == "" || c.Registry.AuthFile == "" || c.App.KeepReleases != 3 {
+		t.Errorf("example values not loaded: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := "app:\n  repository: example.com/a/b\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown top key", base + "bogus: 1\n", []string{"line 3", "unknown key bogus"}},
+		{"unknown nested key", "app:\n  repository: example.com/a/b\n  helth: {}\n", []string{"line 3", "unknown key helth"}},
+		{"bad duration", base + "  drain_timeout: soon\n", []string{"line 3", `"soon" is not a duration`}},
+		{"missing repository", "app:\n  name: x\n", []string{"app.repository: must be set"}},
+		{"repository with tag", "app:\n  repository: example.com/a:1\n", []string{"not an image repository"}},
+		{"same ports", base + "  colors: {blue: {port: 1}, green: {port: 1}}\n", []string{"different ports"}},
+		{"third color", base + "  colors: {blue: {port: 1}, red: {port: 2}}\n", []string{`unknown color "red"`}},
+		{"bad mode", base + "proxy: {mode: sidecar}\n", []string{"proxy.mode"}},
+		{"relative state dir", "state_dir: var\n" + base, []string{"state_dir"}},
+		{"bad env key", base + "  env: {\"A B\": x}\n", []string{"not a variable name"}},
+		{"reserved env", base + "  env: {APP_COLOR: x}\n", []string{"set by the agent"}},
+		{"bad memory", base + "  memory: lots\n", []string{"app.memory"}},
+		{"healthy_after zero", base + "  health: {healthy_after: 0}\n", []string{"healthy_after"}},
+		{"bad check url", base + "proxy: {check_url: 'ftp://x'}\n", []string{"check_url"}},
+		{"host mode without commands", base + "proxy: {mode: host, test_command: []}\n", []string{"test_command"}},
+		{"empty", "", []string{"empty"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want error containing %q", tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseOverridesDefaults(t *testing.T) {
+	c, err := Parse([]byte("app:\n  repository: mywebchat/app\n  memory: 256m\n  colors: {blue: {port: 9001}, green: {port: 9002}}\nproxy: {mode: host}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.App.MemoryBytes != 256<<20 {
+		t.Errorf("memory = %d, want %d", c.App.MemoryBytes, 256<<20)
+	}
+	if c.ColorOfPort(9002) != "green" || c.ContainerName("blue") != "mywebchat-blue" {
+		t.Errorf("colors not applied: %+v", c.App.Colors)
+	}
+	if c.App.Health.HealthyAfter != 2 {
+		t.Errorf("defaults lost: healthy_after = %d", c.App.Health.HealthyAfter)
+	}
+}
+
+func TestLoadTooLarge(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(p, make([]byte, maxConfigBytes+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load(huge) = %v, want size error", err)
+	}
+}

@@ -1,0 +1,273 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/deploy"
+	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/queue"
+)
+
+// Timing of the daemon's loops.
+const (
+	// rescanInterval is the safety net behind fsnotify for queued requests.
+	rescanInterval = 2 * time.Second
+	// reconcileInterval is how often the host is checked against the truth between deploys.
+	reconcileInterval = 30 * time.Second
+	// reloadDebounce lets an editor finish writing the config or template before it is read.
+	reloadDebounce = 300 * time.Millisecond
+)
+
+// Daemon is `deploy-agent run`.
+type Daemon struct {
+	ConfigPath string
+	Log        *slog.Logger
+	// CrashAt is the crash-test hook passed to the deployer (see deploy.Deployer.CrashAt).
+	CrashAt string
+}
+
+// Run serves until ctx is done. A deploy in flight when ctx ends is finished if nginx already
+// switched, and undone otherwise, before Run returns nil.
+func (dm *Daemon) Run(ctx context.Context) error {
+	log := dm.Log
+	cfg, err := config.Load(dm.ConfigPath)
+	if err != nil {
+		return err
+	}
+	q := queue.Queue{StateDir: cfg.StateDir}
+	if err := q.Init(); err != nil {
+		return err
+	}
+	lock, err := q.Lock()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	dc, err := docker.New()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if v, err := dc.Ping(pingCtx); err != nil {
+		log.Error("docker engine not reachable; will retry on every deploy and reconcile", "err", err)
+	} else {
+		log.Info("docker engine", "api_version", v)
+	}
+	cancel()
+
+	d := NewDeployer(&cfg, dc, log)
+	d.CrashAt = dm.CrashAt
+	work := context.WithoutCancel(ctx)
+	s := &server{log: log, q: q, d: d, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg}
+
+	if err := d.Reconcile(work, s.done); err != nil {
+		log.Error("reconcile", "err", err)
+	}
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer w.Close()
+	s.watch = w
+	if err := w.Add(q.QueueDir()); err != nil {
+		return fmt.Errorf("watch queue: %w", err)
+	}
+	s.watchConfig()
+
+	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY", "err", err)
+	} else if ok {
+		log.Info("told systemd we are ready")
+	}
+	stopWatchdog := watchdog(ctx, log)
+	defer stopWatchdog()
+	log.Info("deploy agent running", "config", dm.ConfigPath, "state_dir", cfg.StateDir, "proxy_mode", cfg.Proxy.Mode)
+
+	s.serveQueue(work, ctx.Done())
+	rescan := time.NewTicker(rescanInterval)
+	defer rescan.Stop()
+	reconcile := time.NewTicker(reconcileInterval)
+	defer reconcile.Stop()
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+			log.Info("deploy agent stopping")
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			if filepath.Dir(ev.Name) == q.QueueDir() {
+				s.serveQueue(work, ctx.Done())
+			} else if s.isWatched(ev.Name) {
+				debounce = time.After(reloadDebounce)
+			}
+		case err, ok := <-w.Errors:
+			if ok {
+				log.Warn("watcher", "err", err)
+			}
+		case <-debounce:
+			debounce = nil
+			s.reload(work)
+		case <-rescan.C:
+			s.serveQueue(work, ctx.Done())
+		case <-reconcile.C:
+			if err := d.Reconcile(work, s.done); err != nil {
+				log.Error("reconcile", "err", err)
+			}
+			if err := q.PruneDeploys(); err != nil {
+				log.Warn("prune deploy folders", "err", err)
+			}
+		}
+	}
+}
+
+// watchdog pings systemd at half the configured watchdog interval until ctx ends.
+func watchdog(ctx context.Context, log *slog.Logger) func() {
+	every, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || every <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog); err != nil {
+					log.Warn("sd_notify WATCHDOG", "err", err)
+				}
+			}
+		}
+	}()
+	return cancel
+}
+
+type server struct {
+	log     *slog.Logger
+	q       queue.Queue
+	d       *deploy.Deployer
+	dc      *docker.Client
+	watch   *fsnotify.Watcher
+	cfgPath string
+	cfg     config.Config
+}
+
+// done writes a deploy's outcome where `deploy --wait` looks and drops its queue file.
+func (s *server) done(o deploy.Outcome) {
+	r := queue.Result{ID: o.ID, Result: o.Result, Exit: o.Exit, Message: o.Message, Finished: time.Now().UTC()}
+	if o.Release != nil {
+		r.Image, r.Digest, r.Color = o.Release.Image, o.Release.Digest, o.Release.Color
+	}
+	if err := s.q.WriteResult(r); err != nil {
+		s.log.Error("write result", "id", o.ID, "err", err)
+	}
+	if err := s.q.Remove(o.ID); err != nil {
+		s.log.Error("remove request", "id", o.ID, "err", err)
+	}
+}
+
+// serveQueue runs every queued request, oldest first, one at a time.
+func (s *server) serveQueue(ctx context.Context, abort <-chan struct{}) {
+	for {
+		select {
+		case <-abort:
+			return
+		default:
+		}
+		ids, err := s.q.Pending()
+		if err != nil {
+			s.log.Error("read queue", "err", err)
+			return
+		}
+		if len(ids) == 0 {
+			return
+		}
+		id := ids[0]
+		req, err := s.q.Read(id)
+		if err != nil {
+			s.log.Warn("rejecting request file", "file", id, "err", err)
+			if queue.ValidID(id) {
+				_ = s.q.WriteResult(queue.Result{ID: id, Result: "rejected", Exit: 2, Message: err.Error(), Finished: time.Now().UTC()})
+			}
+			if err := s.q.Remove(id); err != nil {
+				s.log.Error("remove bad request", "err", err)
+				return
+			}
+			continue
+		}
+		s.log.Info("deploy request", "id", req.ID, "kind", req.Kind, "image", req.Image)
+		s.d.Deploy(ctx, abort, deploy.Request{ID: req.ID, Kind: req.Kind, Image: req.Image}, deploy.Hooks{
+			Started: func() {
+				if err := s.q.Remove(req.ID); err != nil {
+					s.log.Error("remove started request", "err", err)
+				}
+			},
+			Event: func(step, status, detail string) {
+				if err := s.q.AppendEvent(req.ID, queue.Event{At: time.Now().UTC(), Step: step, Status: status, Detail: detail}); err != nil {
+					s.log.Error("write event", "err", err)
+				}
+			},
+			Done: s.done,
+		})
+	}
+}
+
+func (s *server) watchConfig() {
+	for _, p := range []string{s.cfgPath, s.cfg.Proxy.Template} {
+		if p == "" {
+			continue
+		}
+		if err := s.watch.Add(filepath.Dir(p)); err != nil {
+			s.log.Warn("cannot watch for changes", "path", p, "err", err)
+		}
+	}
+}
+
+func (s *server) isWatched(name string) bool {
+	name = filepath.Clean(name)
+	return name == filepath.Clean(s.cfgPath) || (s.cfg.Proxy.Template != "" && name == filepath.Clean(s.cfg.Proxy.Template))
+}
+
+// reload re-reads the config (and, through reconcile, re-renders the template). An invalid
+// config is logged and the running one stays; nginx is only touched through a tested Apply.
+func (s *server) reload(ctx context.Context) {
+	cfg, err := config.Load(s.cfgPath)
+	if err != nil {
+		s.log.Error("config change rejected; keeping the running config", "err", err)
+		return
+	}
+	if cfg.StateDir != s.cfg.StateDir {
+		s.log.Warn("state_dir changes need a restart; keeping the old one", "running", s.cfg.StateDir, "new", cfg.StateDir)
+		cfg.StateDir = s.cfg.StateDir
+	}
+	old := s.cfg
+	s.cfg = cfg
+	nd := NewDeployer(&s.cfg, s.dc, s.log)
+	nd.CrashAt = s.d.CrashAt
+	*s.d = *nd
+	if old.Proxy.Template != cfg.Proxy.Template {
+		s.watchConfig()
+	}
+	s.log.Info("config and template reloaded", "config", s.cfgPath)
+	if err := s.d.Reconcile(ctx, s.done); err != nil {
+		s.log.Error("apply reloaded config/template; nginx keeps its current upstream", "err", err)
+	}
+}

@@ -1,0 +1,127 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+)
+
+// healthGate waits for healthy_after consecutive 200s from the container on 127.0.0.1:port within
+// start_timeout. A container that exits fails at once. The error quotes the container's log tail.
+func (d *Deployer) healthGate(ctx context.Context, abort <-chan struct{}, cfg *config.Config, id string, port int) error {
+	h := cfg.App.Health
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + h.Path
+	deadline := time.Now().Add(h.StartTimeout.D())
+	streak, last := 0, "no answer yet"
+	for {
+		c, err := d.Engine.InspectContainer(ctx, id)
+		if err != nil {
+			return d.withLogs(ctx, id, fmt.Errorf("health gate: %w", err))
+		}
+		if !c.Running && c.State != "created" && c.State != "restarting" {
+			return d.withLogs(ctx, id, fmt.Errorf("health gate: the container is %s (exit code %d)", c.State, c.ExitCode))
+		}
+		code, body, err := d.probe(ctx, url, h.Timeout.D())
+		switch {
+		case err != nil:
+			streak, last = 0, err.Error()
+		case code != 200:
+			streak, last = 0, fmt.Sprintf("HTTP %d %.100s", code, strings.TrimSpace(string(body)))
+		default:
+			streak++
+			if streak >= h.HealthyAfter {
+				return nil
+			}
+		}
+		if time.Now().Add(h.Interval.D()).After(deadline) {
+			return d.withLogs(ctx, id, fmt.Errorf("health gate: not healthy within %s (%d of %d checks passed in a row; last: %s)", h.StartTimeout.D(), streak, h.HealthyAfter, last))
+		}
+		select {
+		case <-abort:
+			return ErrAborted
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(h.Interval.D()):
+		}
+	}
+}
+
+func (d *Deployer) withLogs(ctx context.Context, id string, err error) error {
+	logs, lerr := d.Engine.Logs(context.WithoutCancel(ctx), id, logTailLines)
+	if lerr != nil {
+		return fmt.Errorf("%w (container logs unavailable: %w)", err, lerr)
+	}
+	logs = strings.TrimSpace(logs)
+	if logs == "" {
+		return fmt.Errorf("%w (the container logged nothing)", err)
+	}
+	return fmt.Errorf("%w; last log lines:\n%s", err, logs)
+}
+
+// ErrVerify means nginx did not answer from the new color after the switch.
+var ErrVerify = errors.New("verify through nginx failed")
+
+// verify waits up to cfg.App.Verify for healthy_after consecutive answers through check_url that
+// report color: a reload is asynchronous, so old workers may answer first.
+func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string) error {
+	h := cfg.App.Health
+	deadline := time.Now().Add(cfg.App.Verify.D())
+	streak, last := 0, "no answer yet"
+	for {
+		code, body, err := d.probe(ctx, cfg.Proxy.CheckURL, h.Timeout.D())
+		switch {
+		case err != nil:
+			streak, last = 0, err.Error()
+		case code != 200:
+			streak, last = 0, fmt.Sprintf("HTTP %d", code)
+		default:
+			hb, perr := parseHealth(body)
+			switch {
+			case perr != nil:
+				streak, last = 0, perr.Error()
+			case hb.Color != color:
+				streak, last = 0, fmt.Sprintf("answered by color %q", hb.Color)
+			default:
+				streak++
+				if streak >= h.HealthyAfter {
+					return nil
+				}
+			}
+		}
+		// Probes through nginx are spaced more tightly than the health gate: the switch is live.
+		wait := min(h.Interval.D(), 250*time.Millisecond)
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w: %s did not report color %s %d times in a row within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, cfg.App.Verify.D(), last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probeHealthy reports whether the container on port answers 200 on the health path, trying a few
+// times so one slow answer does not count as dead.
+func (d *Deployer) probeHealthy(ctx context.Context, cfg *config.Config, port int) bool {
+	h := cfg.App.Health
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + h.Path
+	for i := range 3 {
+		if code, _, err := d.probe(ctx, url, h.Timeout.D()); err == nil && code == 200 {
+			return true
+		}
+		if i < 2 {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(h.Interval.D()):
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,410 @@
+// Package docker is the agent's only door to the Docker Engine API (github.com/moby/moby/client,
+// API version negotiated). It speaks in the agent's own small types so nothing else imports the SDK.
+package docker
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/client"
+)
+
+// ErrNotFound means the image or container does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnreachable means the engine did not answer.
+var ErrUnreachable = errors.New("docker engine unreachable")
+
+// Image is what the agent needs to know about a local image.
+type Image struct {
+	// ID is the content-addressable image ID (sha256:…).
+	ID string
+	// RepoDigests are repo@sha256:… references; empty for images built locally.
+	RepoDigests []string
+	// RepoTags are repo:tag references.
+	RepoTags []string
+	// User is the image's configured user ("65532:65532"); empty means root.
+	User string
+	// Labels are the image labels.
+	Labels map[string]string
+	// Created is when the image was built (used to order releases when pruning).
+	Created time.Time
+}
+
+// Container is what the agent needs to know about a container.
+type Container struct {
+	ID      string
+	Name    string // without the leading slash
+	ImageID string
+	Labels  map[string]string
+	// State is created, running, exited, …
+	State    string
+	Running  bool
+	ExitCode int
+	// StartedAt is when the container last started; zero if never.
+	StartedAt time.Time
+}
+
+// Spec describes a container to create.
+type Spec struct {
+	Name   string
+	Image  string // what to run: an image ID or repo@digest
+	Labels map[string]string
+	Env    []string
+	// HostPort is published on 127.0.0.1 to ContainerPort.
+	HostPort, ContainerPort int
+	// MemoryBytes limits memory; zero means no limit.
+	MemoryBytes int64
+	// Binds are host folder → container path read-write bind mounts.
+	Binds map[string]string
+	// StopTimeout is the grace period docker stop gives after SIGTERM.
+	StopTimeout time.Duration
+}
+
+// Client wraps the Engine API client.
+type Client struct {
+	api *client.Client
+}
+
+// New connects to the engine from the usual DOCKER_HOST environment (default: the local socket).
+func New() (*Client, error) {
+	api, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Client{api: api}, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.api.Close() }
+
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%s: %w: %w", op, ErrNotFound, err)
+	case client.IsErrConnectionFailed(err):
+		return fmt.Errorf("%s: %w: %w", op, ErrUnreachable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Ping checks that the engine answers and returns its API version.
+func (c *Client) Ping(ctx context.Context) (string, error) {
+	r, err := c.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		return "", wrap("ping docker", err)
+	}
+	return r.APIVersion, nil
+}
+
+// InspectImage returns the local image ref (name:tag, name@digest or ID), or ErrNotFound.
+func (c *Client) InspectImage(ctx context.Context, ref string) (Image, error) {
+	r, err := c.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return Image{}, wrap("inspect image "+ref, err)
+	}
+	img := Image{ID: r.ID, RepoDigests: r.RepoDigests, RepoTags: r.RepoTags}
+	if r.Config != nil {
+		img.User = r.Config.User
+		img.Labels = r.Config.Labels
+	}
+	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
+		img.Created = t
+	}
+	return img, nil
+}
+
+// PullImage pulls ref, with auth being the base64 registry auth header ("" for anonymous).
+func (c *Client) PullImage(ctx context.Context, ref, auth string) error {
+	resp, err := c.api.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err != nil {
+		return wrap("pull "+ref, err)
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return wrap("pull "+ref, err)
+	}
+	return nil
+}
+
+// ListImages returns the images whose reference matches repository (any tag).
+func (c *Client) ListImages(ctx context.Context, repository string) ([]Image, error) {
+	r, err := c.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", repository)})
+	if err != nil {
+		return nil, wrap("list images", err)
+	}
+	var out []Image
+	for _, s := range r.Items {
+		out = append(out, Image{ID: s.ID, RepoDigests: s.RepoDigests, RepoTags: s.RepoTags, Labels: s.Labels, Created: time.Unix(s.Created, 0)})
+	}
+	return out, nil
+}
+
+// RemoveImage removes one image reference (a tag, a repo@digest or a bare ID) without force: the
+// image itself goes only when no other reference names it, and the engine refuses while a
+// container uses it.
+func (c *Client) RemoveImage(ctx context.Context, ref string) error {
+	_, err := c.api.ImageRemove(ctx, ref, client.ImageRemoveOptions{})
+	return wrap("remove image "+ref, err)
+}
+
+// CreateContainer creates (does not start) a hardened container from spec: read-only root with a
+// tmpfs /tmp, all capabilities dropped, no-new-privileges, restart unless-stopped, published on 127.0.0.1.
+func (c *Client) CreateContainer(ctx context.Context, s Spec) (string, error) {
+	port, err := network.ParsePort(strconv.Itoa(s.ContainerPort) + "/tcp")
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", s.Name, err)
+	}
+	stop := int(s.StopTimeout / time.Second)
+	var mounts []mount.Mount
+	for src, dst := range s.Binds {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: dst})
+	}
+	cfg := &container.Config{
+		Image:        s.Image,
+		Env:          s.Env,
+		Labels:       s.Labels,
+		ExposedPorts: network.PortSet{port: {}},
+		StopTimeout:  &stop,
+	}
+	hc := &container.HostConfig{
+		PortBindings:   network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(s.HostPort)}}},
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Mounts:         mounts,
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+	}
+	hc.Memory = s.MemoryBytes
+	r, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Name, Config: cfg, HostConfig: hc})
+	if err != nil {
+		return "", wrap("create container "+s.Name, err)
+	}
+	return r.ID, nil
+}
+
+// StartContainer starts a created or stopped container.
+func (c *Client) StartContainer(ctx context.Context, id string) error {
+	_, err := c.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return wrap("start container "+id, err)
+}
+
+// StopContainer sends SIGTERM and waits up to timeout before SIGKILL.
+func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout / time.Second)
+	_, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	return wrap("stop container "+id, err)
+}
+
+// RemoveContainer force-removes a container; a missing one is not an error.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	_, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return wrap("remove container "+id, err)
+}
+
+// InspectContainer returns a container by name or ID, or ErrNotFound.
+func (c *Client) InspectContainer(ctx context.Context, name string) (Container, error) {
+	r, err := c.api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return Container{}, wrap("inspect container "+name, err)
+	}
+	ci := r.Container
+	out := Container{ID: ci.ID, Name: strings.TrimPrefix(ci.Name, "/"), ImageID: ci.Image}
+	if ci.Config != nil {
+		out.Labels = ci.Config.Labels
+	}
+	if ci.State != nil {
+		out.State = string(ci.State.Status)
+		out.Running = ci.State.Running
+		out.ExitCode = ci.State.ExitCode
+		if t, err := time.Parse(time.RFC3339Nano, ci.State.StartedAt); err == nil && t.Year() > 1 {
+			out.StartedAt = t
+		}
+	}
+	return out, nil
+}
+
+// ListContainers returns all containers (running or not) carrying every label in labels.
+func (c *Client) ListContainers(ctx context.Context, labels map[string]string) ([]Container, error) {
+	f := make(client.Filters)
+	for k, v := range labels {
+		f.Add("label", k+"="+v)
+	}
+	r, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, wrap("list containers", err)
+	}
+	var out []Container
+	for _, s := range r.Items {
+		name := ""
+		if len(s.Names) > 0 {
+			name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		out = append(out, Container{ID: s.ID, Name: name, ImageID: s.ImageID, Labels: s.Labels, State: string(s.State), Running: s.State == container.StateRunning})
+	}
+	return out, nil
+}
+
+// maxLogBytes bounds the log tail quoted in errors.
+const maxLogBytes = 8 << 10
+
+// Logs returns the last lines of a container's stdout and stderr, interleaved.
+func (c *Client) Logs(ctx context.Context, id string, lines int) (string, error) {
+	rc, err := c.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)})
+	if err != nil {
+		return "", wrap("logs "+id, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	w := &limitWriter{w: &buf, n: maxLogBytes}
+	if _, err := stdcopy.StdCopy(w, w, rc); err != nil && !errors.Is(err, errLimit) {
+		return buf.String(), wrap("logs "+id, err)
+	}
+	return buf.String(), nil
+}
+
+var errLimit = errors.New("limit reached")
+
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		l.w.Write(p[:l.n])
+		l.n = 0
+		return 0, errLimit
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
+}
+
+// Exec runs cmd in a running container and returns its exit code and combined output.
+func (c *Client) Exec(ctx context.Context, name string, cmd []string) (int, string, error) {
+	cr, err := c.api.ExecCreate(ctx, name, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, "", wrap("exec in "+name, err)
+	}
+	at, err := c.api.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return 0, "", wrap("exec in "+name, err)
+	}
+	defer at.Close()
+	var buf bytes.Buffer
+	w := &limitWriter{w: &buf, n: maxLogBytes}
+	if _, err := stdcopy.StdCopy(w, w, at.Reader); err != nil && !errors.Is(err, errLimit) {
+		return 0, buf.String(), wrap("exec in "+name, err)
+	}
+	// The stream ends when the process exits; the exit code may lag a moment behind.
+	for range 50 {
+		ir, err := c.api.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, buf.String(), wrap("exec in "+name, err)
+		}
+		if !ir.Running {
+			return ir.ExitCode, buf.String(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, buf.String(), ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return 0, buf.String(), fmt.Errorf("exec in %s: still running after its output ended", name)
+}
+
+// Signal sends sig (e.g. "HUP") to a container's main process.
+func (c *Client) Signal(ctx context.Context, name, sig string) error {
+	_, err := c.api.ContainerKill(ctx, name, client.ContainerKillOptions{Signal: sig})
+	return wrap("signal "+sig+" to "+name, err)
+}
+
+// maxAuthFileBytes bounds the registry auth file.
+const maxAuthFileBytes = 64 << 10
+
+// RegistryAuth reads path and returns the encoded auth header for the registry host of ref.
+// It accepts a docker config.json ({"auths":{"ghcr.io":{"auth":"base64(user:token)"}}}) or a
+// single {"username","password","serveraddress"} object. The credentials never leave this function
+// except encoded for the engine, and errors never quote them.
+func RegistryAuth(path, registryHost string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil // optional: no file means anonymous pulls
+	}
+	if err != nil {
+		return "", fmt.Errorf("registry auth file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxAuthFileBytes))
+	if err != nil {
+		return "", fmt.Errorf("registry auth file: %w", err)
+	}
+	var doc struct {
+		Auths map[string]struct {
+			Auth     string `json:"auth"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"auths"`
+		registry.AuthConfig
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return "", errors.New("registry auth file: not valid JSON")
+	}
+	ac := doc.AuthConfig
+	if len(doc.Auths) > 0 {
+		found := false
+		for host, a := range doc.Auths {
+			h := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://"), "/")
+			if h != registryHost {
+				continue
+			}
+			found = true
+			ac = registry.AuthConfig{Username: a.Username, Password: a.Password, ServerAddress: registryHost}
+			if a.Auth != "" {
+				dec, err := base64.StdEncoding.DecodeString(a.Auth)
+				user, pass, ok := strings.Cut(string(dec), ":")
+				if err != nil || !ok {
+					return "", fmt.Errorf("registry auth file: the auth entry for %s is not base64(user:password)", registryHost)
+				}
+				ac.Username, ac.Password = user, pass
+			}
+		}
+		if !found {
+			return "", nil // no credentials for this registry: pull anonymously
+		}
+	}
+	if ac.ServerAddress == "" {
+		ac.ServerAddress = registryHost
+	}
+	enc, err := authconfig.Encode(ac)
+	if err != nil {
+		return "", errors.New("registry auth file: cannot encode credentials")
+	}
+	return enc, nil
+}

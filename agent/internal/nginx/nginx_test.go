@@ -1,0 +1,237 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	nginxtemplates "github.com/mywebchat/mywebchat/nginx-templates"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func TestRenderGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		site Site
+	}{
+		{"placeholder", Site{App: "mywebchat"}},
+		{"blue", Site{App: "mywebchat", Color: "blue", Release: "20261123T050000Z-abcd", Servers: []string{"127.0.0.1:8081"}}},
+		{"green", Site{App: "mywebchat", Color: "green", Release: "r2", Servers: []string{"127.0.0.1:8082"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, tt.site)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, tt.site)
+			if err != nil || !bytes.Equal(got, again) {
+				t.Fatalf("render is not idempotent: %q vs %q (%v)", got, again, err)
+			}
+			golden := filepath.Join("testdata", tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("render %s:\ngot:\n%s\nwant:\n%s", tt.name, got, want)
+			}
+			gotPorts := ServedPorts(got)
+			var wantPorts []int
+			for _, s := range tt.site.Servers {
+				var p int
+				_, _ = fmtSscanPort(s, &p)
+				wantPorts = append(wantPorts, p)
+			}
+			if tt.site.Servers == nil {
+				wantPorts = []int{1}
+			}
+			if !slices.Equal(gotPorts, wantPorts) {
+				t.Errorf("ServedPorts = %v, want %v", gotPorts, wantPorts)
+			}
+		})
+	}
+}
+
+func fmtSscanPort(s string, p *int) (int, error) {
+	_, port, _ := strings.Cut(s, ":")
+	for _, c := range port {
+		*p = *p*10 + int(c-'0')
+	}
+	return 1, nil
+}
+
+func TestRenderRejectsUnsafeValues(t *testing.T) {
+	for _, v := range []string{"a;b", "a\nb", "a{", "}", "a#b", `a"b`, "a'b", "a b", "$x"} {
+		for _, site := range []Site{
+			{App: v},
+			{App: "x", Color: v},
+			{App: "x", Release: v},
+			{App: "x", Servers: []string{"127.0.0.1:8081" + v}},
+		} {
+			if _, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, site); !errors.Is(err, ErrInvalidSite) {
+				t.Errorf("Render(%+v) = %v, want ErrInvalidSite", site, err)
+			}
+		}
+	}
+	if _, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x", Servers: []string{"127.0.0.1:99999"}}); !errors.Is(err, ErrInvalidSite) {
+		t.Errorf("port 99999 accepted: %v", err)
+	}
+}
+
+func TestRenderBrokenTemplates(t *testing.T) {
+	fsys := fstest.MapFS{
+		"parse.tmpl":   {Data: []byte("upstream chat { {{.Nope")},
+		"missing.tmpl": {Data: []byte("upstream chat { {{.Nope}} }")},
+		"other.tmpl":   {Data: []byte("server { }")},
+	}
+	for _, name := range []string{"parse.tmpl", "missing.tmpl", "other.tmpl", "absent.tmpl"} {
+		if _, err := Render(fsys, name, Site{App: "x"}); !errors.Is(err, ErrTemplate) {
+			t.Errorf("Render(%s) = %v, want ErrTemplate", name, err)
+		}
+	}
+}
+
+// recorder counts test and reload calls and fails them on demand.
+type recorder struct {
+	tests, reloads       int
+	failTest, failReload bool
+	seenOnTest           []string
+	output               string
+}
+
+func (r *recorder) controller(dir string) *Controller {
+	r.output = filepath.Join(dir, "nginx", "upstream.conf")
+	return &Controller{
+		Output: r.output,
+		Test: func(context.Context) error {
+			r.tests++
+			b, _ := os.ReadFile(r.output)
+			r.seenOnTest = append(r.seenOnTest, string(b))
+			if r.failTest {
+				return errors.New("emerg: bad")
+			}
+			return nil
+		},
+		Reload: func(context.Context) error {
+			r.reloads++
+			if r.failReload {
+				return errors.New("no nginx")
+			}
+			return nil
+		},
+	}
+}
+
+func readOrEmpty(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+func TestApply(t *testing.T) {
+	ctx := context.Background()
+	r := &recorder{}
+	c := r.controller(t.TempDir())
+
+	ch, err := c.Apply(ctx, []byte("A"))
+	if err != nil || !ch.Changed {
+		t.Fatalf("first Apply = %+v, %v", ch, err)
+	}
+	if r.tests != 1 || r.reloads != 1 || r.seenOnTest[0] != "A" {
+		t.Errorf("tests=%d reloads=%d seen=%q, want the new file tested then one reload", r.tests, r.reloads, r.seenOnTest)
+	}
+	ch, err = c.Apply(ctx, []byte("A"))
+	if err != nil || ch.Changed || r.reloads != 1 {
+		t.Errorf("same bytes: changed=%v reloads=%d err=%v, want no reload", ch.Changed, r.reloads, err)
+	}
+	ch, err = c.Apply(ctx, []byte("B"))
+	if err != nil || !ch.Changed {
+		t.Fatal(err)
+	}
+	if got := readOrEmpty(c.PrevPath()); got != "A" {
+		t.Errorf("previous file = %q, want A", got)
+	}
+	if err := ch.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readOrEmpty(c.Output); got != "A" || r.reloads != 3 {
+		t.Errorf("after Restore: file %q reloads %d, want A and 3", got, r.reloads)
+	}
+
+	r.failTest = true
+	if _, err := c.Apply(ctx, []byte("BROKEN")); !errors.Is(err, ErrTestFailed) {
+		t.Errorf("Apply with failing test = %v, want ErrTestFailed", err)
+	}
+	if got := readOrEmpty(c.Output); got != "A" || r.reloads != 3 {
+		t.Errorf("after failed test: file %q reloads %d, want A untouched and no reload", got, r.reloads)
+	}
+
+	r.failTest, r.failReload = false, true
+	if _, err := c.Apply(ctx, []byte("C")); !errors.Is(err, ErrReloadFailed) {
+		t.Errorf("Apply with failing reload = %v, want ErrReloadFailed", err)
+	}
+	if got := readOrEmpty(c.Output); got != "A" {
+		t.Errorf("after failed reload: file %q, want A restored", got)
+	}
+}
+
+func TestApplyFirstFileFailingTestLeavesNoFile(t *testing.T) {
+	r := &recorder{failTest: true}
+	c := r.controller(t.TempDir())
+	if _, err := c.Apply(context.Background(), []byte("X")); !errors.Is(err, ErrTestFailed) {
+		t.Fatalf("Apply = %v, want ErrTestFailed", err)
+	}
+	if _, err := os.Stat(c.Output); !os.IsNotExist(err) {
+		t.Errorf("broken first file left in place: %v", err)
+	}
+}
+
+// fakeRuntime records container-mode calls.
+type fakeRuntime struct {
+	code    int
+	out     string
+	signals []string
+}
+
+func (f *fakeRuntime) Exec(_ context.Context, c string, cmd []string) (int, string, error) {
+	return f.code, f.out, nil
+}
+func (f *fakeRuntime) Signal(_ context.Context, c, sig string) error {
+	f.signals = append(f.signals, c+":"+sig)
+	return nil
+}
+
+func TestContainerMode(t *testing.T) {
+	rt := &fakeRuntime{code: 1, out: "nginx: [emerg] unexpected \"}\""}
+	err := ContainerTest(rt, "ngx")(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "emerg") {
+		t.Errorf("ContainerTest = %v, want the nginx output in the error", err)
+	}
+	rt.code = 0
+	if err := ContainerTest(rt, "ngx")(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if err := ContainerReload(rt, "ngx")(context.Background()); err != nil || !slices.Equal(rt.signals, []string{"ngx:HUP"}) {
+		t.Errorf("ContainerReload: %v, signals %v", err, rt.signals)
+	}
+}
+
+func TestHostCommand(t *testing.T) {
+	if err := HostCommand([]string{"true"})(context.Background()); err != nil {
+		t.Error(err)
+	}
+	err := HostCommand([]string{"sh", "-c", "echo broken >&2; exit 3"})(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("HostCommand = %v, want output in error", err)
+	}
+}

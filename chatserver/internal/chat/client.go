@@ -1,0 +1,199 @@
+package chat
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Timing of a connection (PROTOCOL.md: ping every 25 s, drop after 60 s of silence).
+const (
+	// helloWait is how long a new connection may take to send its hello.
+	helloWait = 10 * time.Second
+	// pongWait is how long a connection may stay silent (no frame, no pong).
+	pongWait = 60 * time.Second
+	// pingPeriod must be well below pongWait so a live client always answers in time.
+	pingPeriod = 25 * time.Second
+	// writeWait bounds every write, so a stuck peer cannot pin a writer forever.
+	writeWait = 10 * time.Second
+	// closeGrace is how long we wait for the peer's close frame after sending ours.
+	closeGrace = 2 * time.Second
+	// maxQueue bounds the frames waiting for one connection; a client that falls
+	// this far behind is closed with 1013 and resumes.
+	maxQueue = 256
+)
+
+// Close codes used by the server.
+const (
+	CloseServiceRestart = websocket.CloseServiceRestart // 1012: drain, retry after retry_ms
+	CloseTryAgainLater  = websocket.CloseTryAgainLater  // 1013: overloaded or too slow
+)
+
+// client is one WebSocket connection. The reader (serve) runs in the HTTP
+// handler's goroutine. Writes happen in a writer goroutine started on demand
+// and ending when the queue is empty, so an idle connection costs one
+// goroutine, not two.
+type client struct {
+	hub      *Hub
+	conn     *websocket.Conn
+	bc       *batchConn // conn's transport, for batched writes
+	log      *slog.Logger
+	roomName string
+	name     string
+	sid      string
+	room     *room // set by join under the room lock
+	// helloWait is how long the first frame may take.
+	helloWait time.Duration
+
+	mu          sync.Mutex
+	queue       [][]byte
+	writing     bool
+	closing     bool // a close frame is queued; nothing else will be sent
+	closeCode   int
+	closeReason string
+	dead        bool // the connection failed or is closed
+
+	pinger *time.Timer
+}
+
+// enqueue queues frame for the writer. A client whose queue is full is closed
+// with 1013: it resumes, which is cheaper than an unbounded queue.
+func (c *client) enqueue(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.dead {
+		return
+	}
+	if len(c.queue) >= maxQueue {
+		c.queue = nil
+		c.hub.metrics.Drops.WithLabelValues("slow_consumer").Inc()
+		c.closeLocked(CloseTryAgainLater, retryReason(0, 1000))
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.startWriterLocked()
+}
+
+// close queues a close frame with code and reason after the frames already queued.
+func (c *client) close(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *client) closeLocked(code int, reason string) {
+	if c.closing || c.dead {
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeReason = code, reason
+	c.startWriterLocked()
+}
+
+func (c *client) startWriterLocked() {
+	if !c.writing && !c.dead {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop is the only goroutine that writes data frames; it exits when the
+// queue is empty. Pings use WriteControl, which gorilla allows concurrently.
+func (c *client) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		sendClose := len(batch) == 0 && c.closing && c.closeCode != 0
+		code, reason := c.closeCode, c.closeReason
+		if sendClose {
+			c.closeCode = 0 // sent once
+		}
+		if len(batch) == 0 && !sendClose {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		c.bc.begin()
+		if err := c.conn.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+			c.fail()
+			return
+		}
+		for _, f := range batch {
+			if err := c.conn.WriteMessage(websocket.TextMessage, f); err != nil {
+				c.fail()
+				return
+			}
+		}
+		if sendClose {
+			msg := websocket.FormatCloseMessage(code, reason)
+			if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait)); err != nil {
+				c.fail()
+				return
+			}
+		}
+		if err := c.bc.flush(); err != nil {
+			c.fail()
+			return
+		}
+		if sendClose {
+			// The reader ends when the peer answers our close; if it never
+			// does, drop the connection after a grace period.
+			time.AfterFunc(closeGrace, func() { _ = c.conn.Close() })
+		}
+	}
+}
+
+// fail marks the connection dead and closes it; the reader then ends.
+func (c *client) fail() {
+	c.mu.Lock()
+	c.dead = true
+	c.queue = nil
+	c.writing = false
+	c.mu.Unlock()
+	_ = c.conn.Close()
+}
+
+// ping sends a keepalive ping and re-arms itself until the connection is dead.
+func (c *client) ping() {
+	c.mu.Lock()
+	dead := c.dead
+	c.mu.Unlock()
+	if dead {
+		return
+	}
+	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+		if !errors.Is(err, websocket.ErrCloseSent) {
+			c.fail()
+		}
+		return
+	}
+	c.pinger.Reset(pingPeriod)
+}
+
+// rateLimiter allows at most rateLimit sends in any rateWindow.
+type rateLimiter struct {
+	times [rateLimit]time.Time
+	next  int
+}
+
+const (
+	rateLimit  = 10
+	rateWindow = 2 * time.Second
+)
+
+// allow records a send at now, or returns how long to wait when the send
+// would be the (rateLimit+1)th within rateWindow.
+func (l *rateLimiter) allow(now time.Time) (ok bool, retry time.Duration) {
+	oldest := l.times[l.next]
+	if !oldest.IsZero() && now.Sub(oldest) < rateWindow {
+		return false, rateWindow - now.Sub(oldest)
+	}
+	l.times[l.next] = now
+	l.next = (l.next + 1) % rateLimit
+	return true, 0
+}

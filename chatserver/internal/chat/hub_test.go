@@ -1,0 +1,236 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func msg(i int) Message {
+	return Message{SID: "s", CID: fmt.Sprintf("c%d", i), From: "mina", Text: fmt.Sprintf("m%d", i)}
+}
+
+// fill appends n messages to room through the hub and returns the hub.
+func fill(t *testing.T, history, n int) *Hub {
+	t.Helper()
+	h := NewHub(Config{History: history})
+	for i := 1; i <= n; i++ {
+		seq, dup, err := h.AppendLocal("r", msg(i))
+		if err != nil || dup || seq != uint64(i) {
+			t.Fatalf("append %d: got seq %d dup %v err %v", i, seq, dup, err)
+		}
+	}
+	return h
+}
+
+func seqs(t *testing.T, frames [][]byte) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, f := range frames {
+		var m struct {
+			T   string `json:"t"`
+			Seq uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(f, &m); err != nil || m.T != "msg" {
+			t.Fatalf("bad frame %s: %v", f, err)
+		}
+		out = append(out, m.Seq)
+	}
+	return out
+}
+
+func span(from, to uint64) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func TestReplay(t *testing.T) {
+	h := fill(t, 60, 100) // kept: seq 41..100
+	r := h.lookup("r")
+	epoch := r.epoch
+	tests := []struct {
+		name       string
+		hello      Hello
+		wantResume string
+		wantSeqs   []uint64
+	}{
+		{"fresh client gets the last 50", Hello{}, "reset", span(51, 100)},
+		{"up to date", Hello{Resume: true, Epoch: epoch, LastSeq: 100}, "ok", nil},
+		{"missed some", Hello{Resume: true, Epoch: epoch, LastSeq: 97}, "ok", span(98, 100)},
+		{"oldest kept boundary", Hello{Resume: true, Epoch: epoch, LastSeq: 40}, "ok", span(41, 100)},
+		{"one before the kept history", Hello{Resume: true, Epoch: epoch, LastSeq: 39}, "reset", span(51, 100)},
+		{"last_seq 0 after history was trimmed", Hello{Resume: true, Epoch: epoch, LastSeq: 0}, "reset", span(51, 100)},
+		{"other epoch", Hello{Resume: true, Epoch: "other", LastSeq: 99}, "reset", span(51, 100)},
+		{"ahead of the room", Hello{Resume: true, Epoch: epoch, LastSeq: 101}, "reset", span(51, 100)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.mu.Lock()
+			resume, frames := r.replayLocked(&tt.hello)
+			r.mu.Unlock()
+			got := seqs(t, frames)
+			if resume != tt.wantResume || fmt.Sprint(got) != fmt.Sprint(tt.wantSeqs) {
+				t.Fatalf("got %s %v, want %s %v", resume, got, tt.wantResume, tt.wantSeqs)
+			}
+		})
+	}
+}
+
+func TestReplayEmptyRoom(t *testing.T) {
+	h := NewHub(Config{})
+	if _, err := h.open(t.Context(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	r := h.lookup("r")
+	resume, frames := r.replayLocked(&Hello{Resume: true, Epoch: r.epoch, LastSeq: 0})
+	if resume != "ok" || len(frames) != 0 {
+		t.Fatalf("got %s with %d frames, want ok with none", resume, len(frames))
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	h := fill(t, 50, 10)
+	tests := []struct {
+		name    string
+		m       Message
+		wantSeq uint64
+		wantDup bool
+	}{
+		{"resend gets the original seq", msg(3), 3, true},
+		{"same cid other session is new", Message{SID: "other", CID: "c3", From: "x", Text: "y"}, 11, false},
+		{"new cid", msg(11), 12, false},
+		{"resend of the newest", msg(11), 12, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seq, dup, err := h.AppendLocal("r", tt.m)
+			if err != nil || seq != tt.wantSeq || dup != tt.wantDup {
+				t.Fatalf("got seq %d dup %v err %v, want %d %v", seq, dup, err, tt.wantSeq, tt.wantDup)
+			}
+		})
+	}
+}
+
+func TestDedupeWindowIsBounded(t *testing.T) {
+	h := fill(t, 50, 5000)
+	r := h.lookup("r")
+	if n := len(r.dedupe); n > 2*h.dedupeWindow() {
+		t.Fatalf("dedupe holds %d entries, want at most %d", n, 2*h.dedupeWindow())
+	}
+	// The newest window is always remembered.
+	if seq, dup, _ := h.AppendLocal("r", msg(5000-h.dedupeWindow()+1)); !dup || seq != uint64(5000-h.dedupeWindow()+1) {
+		t.Fatalf("recent send not deduped: seq %d dup %v", seq, dup)
+	}
+	if len(r.hist) > 2*50 {
+		t.Fatalf("history holds %d entries, want at most 100", len(r.hist))
+	}
+}
+
+func TestDrainRefusesAppends(t *testing.T) {
+	h := fill(t, 50, 1)
+	h.Drain()
+	if _, _, err := h.AppendLocal("r", msg(2)); !errors.Is(err, ErrDraining) {
+		t.Fatalf("got %v, want ErrDraining", err)
+	}
+}
+
+func TestReplicaApplyAndInstall(t *testing.T) {
+	src := fill(t, 50, 20)
+	var events []Event
+	cancel := src.Follow(func(ev Event) { events = append(events, ev) })
+	for i := 21; i <= 25; i++ {
+		if _, _, err := src.AppendLocal("r", msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	dst := NewHub(Config{History: 50})
+	for _, ev := range events {
+		var err error
+		if ev.State != nil {
+			err = dst.Install(ev.Room, *ev.State)
+		} else {
+			err = dst.Apply(ev.Room, *ev.Msg)
+		}
+		if err != nil {
+			t.Fatalf("replay event: %v", err)
+		}
+	}
+	r, s := dst.lookup("r"), src.lookup("r")
+	if r.seq != 25 || r.epoch != s.epoch {
+		t.Fatalf("replica at %s/%d, want %s/25", r.epoch, r.seq, s.epoch)
+	}
+	// A replica answers resends with the original seq once promoted.
+	dst.Promote(false)
+	if seq, dup, err := dst.AppendLocal("r", msg(22)); seq != 22 || !dup || err != nil {
+		t.Fatalf("promoted replica: got %d %v %v, want 22 dup", seq, dup, err)
+	}
+	if seq, _, _ := dst.AppendLocal("r", msg(26)); seq != 26 {
+		t.Fatalf("promoted replica continues at %d, want 26", seq)
+	}
+	if err := dst.Apply("r", Message{Seq: 40, SID: "s", CID: "x", From: "a", Text: "b"}); !errors.Is(err, ErrGap) {
+		t.Fatalf("gap: got %v, want ErrGap", err)
+	}
+	dst.Promote(true)
+	if dst.lookup("r").epoch == s.epoch {
+		t.Fatal("lost continuity must start a new epoch")
+	}
+}
+
+func TestInstallRejectsInconsistentState(t *testing.T) {
+	good := Message{SID: "s", CID: "c", From: "a", Text: "b"}
+	m := func(seq uint64) Message { g := good; g.Seq = seq; return g }
+	tests := []struct {
+		name string
+		st   RoomState
+	}{
+		{"bad epoch", RoomState{Epoch: "", Seq: 0}},
+		{"gap in history", RoomState{Epoch: "e", Seq: 3, History: []Message{m(1), m(3)}}},
+		{"history past seq", RoomState{Epoch: "e", Seq: 1, History: []Message{m(1), m(2)}}},
+		{"bad message", RoomState{Epoch: "e", Seq: 1, History: []Message{{Seq: 1}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := NewHub(Config{}).Install("r", tt.st); !errors.Is(err, ErrBadState) {
+				t.Fatalf("got %v, want ErrBadState", err)
+			}
+		})
+	}
+}
+
+func TestRateLimiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var l rateLimiter
+		for i := range rateLimit {
+			if ok, _ := l.allow(time.Now()); !ok {
+				t.Fatalf("send %d refused", i+1)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// 10 sends in 0..0.9 s: the 11th at 1.0 s must wait until 2.0 s.
+		ok, retry := l.allow(time.Now())
+		if ok || retry != time.Second {
+			t.Fatalf("11th send: got ok=%v retry=%v, want refused with 1s", ok, retry)
+		}
+		time.Sleep(retry)
+		if ok, _ := l.allow(time.Now()); !ok {
+			t.Fatal("send after retry refused")
+		}
+		// Refused sends do not count: the window still holds the 2nd..11th.
+		if ok, retry := l.allow(time.Now()); ok || retry != 100*time.Millisecond {
+			t.Fatalf("got ok=%v retry=%v, want refused with 100ms", ok, retry)
+		}
+		time.Sleep(2 * time.Second)
+		for i := range rateLimit {
+			if ok, _ := l.allow(time.Now()); !ok {
+				t.Fatalf("burst send %d after a quiet window refused", i+1)
+			}
+		}
+	})
+}

@@ -1,0 +1,521 @@
+//go:build integration
+
+package deploytest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wantCSP is the policy the page must satisfy (static/ uses no inline
+// script or style and talks only to its own origin).
+const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// Hardening flags the deploy agent and the systemd units use; the images
+// must run under them.
+var (
+	appHardening   = []string{"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"}
+	nginxHardening = []string{"--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run", "--cap-drop", "ALL",
+		"--cap-add", "CHOWN", "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "NET_BIND_SERVICE",
+		"--security-opt", "no-new-privileges"}
+)
+
+func docker(ctx context.Context, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+func mustDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	out, err := docker(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitHTTP polls url until it answers with want or the deadline passes.
+func waitHTTP(t *testing.T, url string, want int, within time.Duration) *http.Response {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				resp.Body = io.NopCloser(bytes.NewReader(body))
+				return resp
+			}
+			last = fmt.Sprintf("status %d: %.200s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: no %d within %s; last: %s", url, want, within, last)
+	return nil
+}
+
+func randSuffix(t *testing.T) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// TestImages builds both images from this checkout, runs the chat server
+// hardened as the agent runs it, and runs nginx on the host network in front
+// of it, checking the site config end to end.
+func TestImages(t *testing.T) {
+	if _, err := docker(t.Context(), "info", "--format", "{{.ServerVersion}}"); err != nil {
+		t.Fatalf("docker engine unreachable (run scripts/setup.sh): %v", err)
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := randSuffix(t)
+	appTag := "mywebchat-delivery-test/app:" + id
+	nginxTag := "mywebchat-delivery-test/nginx:" + id
+	version := "it-" + id
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		docker(ctx, "rmi", "-f", appTag, nginxTag)
+	})
+	mustDocker(t, "build", "-q", "--network", "host", "-f", filepath.Join(root, "Dockerfile.app"),
+		"--build-arg", "GO_IMAGE="+envOr("GO_IMAGE", "mywebchat/go-builder:local"),
+		"--build-arg", "VERSION="+version, "--build-arg", "REVISION="+id,
+		"-t", appTag, root)
+	mustDocker(t, "build", "-q", "--network", "host", "-f", filepath.Join(root, "Dockerfile.nginx"),
+		"--build-arg", "NGINX_IMAGE="+envOr("NGINX_IMAGE", "mywebchat/debian-base:local"),
+		"--build-arg", "VERSION="+version, "--build-arg", "REVISION="+id,
+		"-t", nginxTag, root)
+
+	t.Run("app image metadata", func(t *testing.T) {
+		var cfg struct {
+			User        string
+			Entrypoint  []string
+			Labels      map[string]string
+			Healthcheck struct{ Test []string }
+		}
+		if err := json.Unmarshal([]byte(mustDocker(t, "image", "inspect", "--format", "{{json .Config}}", appTag)), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.User != "65532:65532" {
+			t.Errorf("user: got %q, want 65532:65532", cfg.User)
+		}
+		if got, want := strings.Join(cfg.Healthcheck.Test, " "), "CMD /chatserver -healthcheck"; got != want {
+			t.Errorf("healthcheck: got %q, want %q", got, want)
+		}
+		for k, want := range map[string]string{
+			"org.opencontainers.image.version":  version,
+			"org.opencontainers.image.revision": id,
+		} {
+			if got := cfg.Labels[k]; got != want {
+				t.Errorf("label %s: got %q, want %q", k, got, want)
+			}
+		}
+		if cfg.Labels["org.opencontainers.image.source"] == "" {
+			t.Error("label org.opencontainers.image.source is empty")
+		}
+	})
+
+	// The chat server, hardened and published on loopback only.
+	appName := "mywebchat-delivery-test-app-" + id
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		docker(ctx, "rm", "-f", appName)
+	})
+	args := append([]string{"run", "-d", "--name", appName, "-p", "127.0.0.1::8080",
+		"-e", "APP_COLOR=blue", "-e", "APP_VERSION=" + version}, appHardening...)
+	mustDocker(t, append(args, appTag)...)
+	hostPort := mustDocker(t, "port", appName, "8080/tcp")
+	_, appPort, err := net.SplitHostPort(strings.Split(hostPort, "\n")[0])
+	if err != nil {
+		t.Fatalf("docker port %q: %v", hostPort, err)
+	}
+
+	t.Run("app healthz hardened", func(t *testing.T) {
+		resp := waitHTTP(t, "http://127.0.0.1:"+appPort+"/healthz", http.StatusOK, 20*time.Second)
+		var h struct{ Status, Color, Version string }
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatalf("decode healthz: %v", err)
+		}
+		if h.Status != "ok" || h.Color != "blue" || h.Version != version {
+			t.Errorf("healthz: got %+v, want ok/blue/%s", h, version)
+		}
+		// The image's HEALTHCHECK command, run the way the engine runs it.
+		if out, err := docker(t.Context(), "exec", appName, "/chatserver", "-healthcheck"); err != nil {
+			t.Errorf("/chatserver -healthcheck in the container: %v %s", err, out)
+		}
+	})
+
+	tmp := t.TempDir()
+	upDir := filepath.Join(tmp, "upstream")
+	if err := os.Mkdir(upDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeUpstream := func(t *testing.T, server string) {
+		t.Helper()
+		conf := fmt.Sprintf("upstream chat {\n    server %s;\n}\n", server)
+		// Write then rename, as the agent does, so the folder mount sees it.
+		if err := os.WriteFile(filepath.Join(upDir, ".upstream.tmp"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(upDir, ".upstream.tmp"), filepath.Join(upDir, "upstream.conf")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeUpstream(t, "127.0.0.1:"+appPort)
+	upMount := upDir + ":/var/lib/deploy-agent/nginx:ro"
+
+	t.Run("nginx -t with the agent's upstream file", func(t *testing.T) {
+		args := append([]string{"run", "--rm", "-v", upMount}, nginxHardening...)
+		out, err := docker(t.Context(), append(args, nginxTag, "nginx", "-t")...)
+		if err != nil {
+			t.Fatalf("nginx -t: %v %s", err, out)
+		}
+	})
+
+	t.Run("nginx -t with the HTTPS server enabled", func(t *testing.T) {
+		le := filepath.Join(tmp, "letsencrypt")
+		hostConf := filepath.Join(tmp, "hostconf")
+		writeSelfSigned(t, filepath.Join(le, "live", "chat.example.com"))
+		example, err := os.ReadFile(filepath.Join(root, "nginx-templates", "https.conf.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(hostConf, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hostConf, "https.conf"), example, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"run", "--rm", "-v", upMount,
+			"-v", le + ":/etc/letsencrypt:ro", "-v", hostConf + ":/etc/nginx/mywebchat/host:ro"}, nginxHardening...)
+		out, err := docker(t.Context(), append(args, nginxTag, "nginx", "-T")...)
+		if err != nil {
+			t.Fatalf("nginx -T with https.conf: %v %s", err, out)
+		}
+		if !strings.Contains(out, "listen 443 ssl") {
+			t.Errorf("nginx -T does not show the HTTPS server; is the host folder included?")
+		}
+	})
+
+	// nginx on the host network, listening on a free loopback port through a
+	// mounted listen.conf, as the demo runs it.
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	listenConf := filepath.Join(tmp, "listen.conf")
+	if err := os.WriteFile(listenConf, fmt.Appendf(nil, "listen 127.0.0.1:%d;\n", port), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nginxName := "mywebchat-delivery-test-nginx-" + id
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			logs, _ := docker(ctx, "logs", "--tail", "30", nginxName)
+			t.Logf("nginx logs:\n%s", logs)
+		}
+		docker(ctx, "rm", "-f", nginxName)
+	})
+	args = append([]string{"run", "-d", "--name", nginxName, "--network", "host",
+		"-v", upMount, "-v", listenConf + ":/etc/nginx/mywebchat/listen.conf:ro"}, nginxHardening...)
+	mustDocker(t, append(args, nginxTag)...)
+	reload := func(t *testing.T) {
+		t.Helper()
+		mustDocker(t, "kill", "--signal", "HUP", nginxName)
+	}
+
+	index, err := os.ReadFile(filepath.Join(root, "static", "index.html"))
+	if err != nil {
+		t.Fatalf("static/index.html: %v", err)
+	}
+
+	t.Run("static page and headers", func(t *testing.T) {
+		resp := waitHTTP(t, base+"/", http.StatusOK, 15*time.Second)
+		body, _ := io.ReadAll(resp.Body)
+		if !bytes.Equal(body, index) {
+			t.Errorf("GET /: body differs from static/index.html (%d vs %d bytes)", len(body), len(index))
+		}
+		for k, want := range map[string]string{
+			"Content-Security-Policy": wantCSP,
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+			"X-Frame-Options":         "DENY",
+			"Cache-Control":           "no-cache",
+		} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("GET / header %s: got %q, want %q", k, got, want)
+			}
+		}
+		if got := resp.Header.Get("Server"); got != "nginx" {
+			t.Errorf("Server header: got %q, want bare \"nginx\" (server_tokens off)", got)
+		}
+	})
+
+	t.Run("versioned assets cached, page gzipped", func(t *testing.T) {
+		resp, err := http.Get(base + "/_mywebchat/unavailable.css?v=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Cache-Control"); got != "max-age=31536000" {
+			t.Errorf("versioned asset Cache-Control: got %q, want max-age=31536000", got)
+		}
+		if len(index) < 256 {
+			t.Skipf("index.html is %d bytes, under gzip_min_length", len(index))
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err = http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
+			t.Fatalf("GET / with Accept-Encoding gzip: Content-Encoding %q", got)
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, _ := io.ReadAll(zr); !bytes.Equal(body, index) {
+			t.Errorf("gunzipped page differs from static/index.html")
+		}
+	})
+
+	t.Run("healthz through nginx", func(t *testing.T) {
+		resp := waitHTTP(t, base+"/healthz", http.StatusOK, 5*time.Second)
+		var h struct{ Color string }
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Color != "blue" {
+			t.Errorf("healthz through nginx: color %q, err %v", h.Color, err)
+		}
+	})
+
+	t.Run("internal paths not exposed", func(t *testing.T) {
+		for _, p := range []string{"/metrics", "/metrics/x", "/debug/pprof/", "/.env", "/index.html~"} {
+			resp, err := http.Get(base + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET %s: got %d, want 404", p, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("ws proxied to the chat server", func(t *testing.T) {
+		hdr := http.Header{"Origin": {base}}
+		conn, resp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws?room=delivery", hdr)
+		if err != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			t.Fatalf("dial /ws through nginx: %v (status %d)", err, status)
+		}
+		defer conn.Close()
+		if err := conn.WriteJSON(map[string]any{"t": "hello", "name": "delivery", "sid": "delivery-" + id}); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			var f struct{ T, Color string }
+			if err := conn.ReadJSON(&f); err != nil {
+				t.Fatalf("waiting for welcome: %v", err)
+			}
+			if f.T == "welcome" {
+				if f.Color != "blue" {
+					t.Errorf("welcome color: got %q, want blue", f.Color)
+				}
+				return
+			}
+		}
+	})
+
+	t.Run("ws handshake headers forwarded", func(t *testing.T) {
+		got := make(chan http.Header, 1)
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" {
+				io.WriteString(w, `{"status":"ok","color":"probe"}`)
+				return
+			}
+			h := r.Header.Clone()
+			h.Set("Host", r.Host)
+			select {
+			case got <- h:
+			default:
+			}
+			u := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+			c, err := u.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			mt, msg, err := c.ReadMessage()
+			if err == nil {
+				c.WriteMessage(mt, msg)
+			}
+		}))
+		defer up.Close()
+		writeUpstream(t, strings.TrimPrefix(up.URL, "http://"))
+		reload(t)
+		waitBody(t, base+"/healthz", `"probe"`, 10*time.Second)
+
+		conn, _, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws", http.Header{"Origin": {base}})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer conn.Close()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "ping" {
+			t.Fatalf("echo through nginx: %q, %v", msg, err)
+		}
+		h := <-got
+		for k, want := range map[string]string{
+			"Host":              fmt.Sprintf("127.0.0.1:%d", port),
+			"Upgrade":           "websocket",
+			"Connection":        "upgrade",
+			"Origin":            base,
+			"X-Forwarded-Proto": "http",
+		} {
+			if h.Get(k) != want {
+				t.Errorf("upstream saw %s: %q, want %q", k, h.Get(k), want)
+			}
+		}
+	})
+
+	t.Run("friendly page when the upstream is down", func(t *testing.T) {
+		writeUpstream(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		reload(t)
+		resp := waitHTTP(t, base+"/healthz", http.StatusBadGateway, 10*time.Second)
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "Back in a moment") {
+			t.Errorf("502 body is not the friendly page: %.200s", body)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != wantCSP {
+			t.Errorf("502 CSP: got %q", got)
+		}
+		waitHTTP(t, base+"/_mywebchat/unavailable.css", http.StatusOK, time.Second)
+		waitHTTP(t, base+"/", http.StatusOK, time.Second)
+		_, _, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws", http.Header{"Origin": {base}})
+		if !errors.Is(err, websocket.ErrBadHandshake) {
+			t.Errorf("ws dial with the upstream down: got %v, want a bad handshake", err)
+		}
+	})
+}
+
+// waitBody polls url until its body contains want.
+func waitBody(t *testing.T, url, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return
+			}
+			last = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: body never contained %q; last: %.200s", url, want, last)
+}
+
+// writeSelfSigned writes fullchain.pem and privkey.pem the way certbot lays
+// them out, so nginx -t can load the HTTPS server.
+func writeSelfSigned(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "chat.example.com"},
+		DNSNames:     []string{"chat.example.com"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fullchain.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// World-readable only because it is a throwaway test key: nginx's master
+	// reads it as root inside the container anyway.
+	if err := os.WriteFile(filepath.Join(dir, "privkey.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,175 @@
+#!/bin/sh
+# install.sh bootstraps a MyWebChat host (Amazon Linux 2023 or Ubuntu 24.04)
+# as root: Docker, the deploy agent, its config and the nginx template, the
+# systemd units, the GHCR login (a pull-only token read from SSM Parameter
+# Store), then starts everything. Idempotent: run it again to upgrade the
+# agent or repair a host; files an operator edited (agent.yaml, env files)
+# are kept.
+#
+# It runs from an unpacked host bundle (the release's mywebchat-host.tar.gz,
+# or a checkout with the agent built into bin/), e.g. as EC2 user data:
+#
+#   mkdir -p /opt/mywebchat && cd /opt/mywebchat &&
+#   curl -fsSL https://github.com/OWNER/mywebchat/releases/latest/download/mywebchat-host.tar.gz | tar -xz &&
+#   MYWEBCHAT_OWNER=OWNER GHCR_USER=OWNER sh deploy/install.sh
+#
+# Settings (environment):
+#   MYWEBCHAT_OWNER   GitHub owner of the images, lower case (required)
+#   GHCR_USER         user name for the GHCR login (default: MYWEBCHAT_OWNER)
+#   GHCR_TOKEN_PARAM  SSM SecureString with a read:packages token
+#                     (default /mywebchat/ghcr-pull-token); "none" skips the login
+#   AGENT_BINARY      deploy-agent binary to install (default: bin/deploy-agent-linux-ARCH
+#                     of the bundle, else bin/deploy-agent)
+#   NGINX_IMAGE       first nginx image (default ghcr.io/OWNER/mywebchat-nginx:latest;
+#                     releases pin it by digest afterwards)
+#   MYWEBCHAT_REDIS   1 to run the Redis container and point the chat at it
+#   AWS_REGION        region of the parameter (default: the instance's region)
+set -eu
+
+log() { printf 'install: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "run as root"
+bundle=$(cd "$(dirname "$0")/.." && pwd)
+owner=${MYWEBCHAT_OWNER:-}
+[ -n "$owner" ] || die "set MYWEBCHAT_OWNER to the GitHub owner of the images"
+case "$owner" in
+*[!a-z0-9-]*) die "MYWEBCHAT_OWNER must be lower case letters, digits and dashes, as GHCR spells it" ;;
+esac
+ghcr_user=${GHCR_USER:-$owner}
+token_param=${GHCR_TOKEN_PARAM:-/mywebchat/ghcr-pull-token}
+nginx_image=${NGINX_IMAGE:-ghcr.io/$owner/mywebchat-nginx:latest}
+redis=${MYWEBCHAT_REDIS:-0}
+
+# --- packages -------------------------------------------------------------
+os_id=unknown
+if [ -r /etc/os-release ]; then
+	# shellcheck disable=SC1091 # present on every supported system
+	os_id=$(. /etc/os-release && printf '%s' "$ID")
+fi
+case "$os_id" in
+amzn)
+	command -v docker >/dev/null 2>&1 || dnf install -y -q docker
+	command -v aws >/dev/null 2>&1 || dnf install -y -q awscli-2
+	command -v curl >/dev/null 2>&1 || dnf install -y -q curl-minimal
+	;;
+ubuntu | debian)
+	if ! command -v docker >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io curl ca-certificates >/dev/null
+	fi
+	if ! command -v aws >/dev/null 2>&1 && [ "$token_param" != none ]; then
+		snap install aws-cli --classic >/dev/null
+	fi
+	;;
+*) die "unsupported system '$os_id' (Amazon Linux 2023 or Ubuntu 24.04)" ;;
+esac
+systemctl enable --now docker.service >/dev/null
+
+# --- the agent --------------------------------------------------------------
+case "$(uname -m)" in
+x86_64 | amd64) arch=amd64 ;;
+aarch64 | arm64) arch=arm64 ;;
+*) die "unsupported architecture $(uname -m)" ;;
+esac
+agent=${AGENT_BINARY:-}
+if [ -z "$agent" ]; then
+	for c in "$bundle/bin/deploy-agent-linux-$arch" "$bundle/bin/deploy-agent"; do
+		if [ -x "$c" ]; then
+			agent=$c
+			break
+		fi
+	done
+fi
+[ -x "${agent:-/nonexistent}" ] || die "no deploy-agent binary: set AGENT_BINARY or unpack the host bundle"
+agent_changed=0
+if ! cmp -s "$agent" /usr/local/bin/deploy-agent; then
+	agent_changed=1
+	install -m 0755 "$agent" /usr/local/bin/deploy-agent.new
+	mv -f /usr/local/bin/deploy-agent.new /usr/local/bin/deploy-agent
+	log "installed deploy-agent $(/usr/local/bin/deploy-agent version 2>/dev/null || echo '?')"
+fi
+install -m 0755 "$bundle/deploy/nginx-update.sh" /usr/local/sbin/mywebchat-nginx-update
+
+# --- config -------------------------------------------------------------------
+install -d -m 0700 /etc/deploy-agent
+install -d -m 0755 /etc/mywebchat /etc/mywebchat/nginx /var/lib/mywebchat/acme
+install -m 0644 "$bundle/nginx-templates/upstream.conf.tmpl" /etc/deploy-agent/upstream.conf.tmpl
+if [ ! -f /etc/deploy-agent/agent.yaml ]; then
+	sed "s#ghcr.io/owner/#ghcr.io/$owner/#; s#ghcr.io/OWNER/#ghcr.io/$owner/#" "$bundle/deploy/agent.yaml" >/etc/deploy-agent/agent.yaml.new
+	if [ "$redis" != 1 ]; then
+		# No Redis: the chat keeps rooms in process and hands them over on deploys.
+		sed -i '/CHAT_REDIS_URL/d' /etc/deploy-agent/agent.yaml.new
+	fi
+	chmod 0600 /etc/deploy-agent/agent.yaml.new
+	mv /etc/deploy-agent/agent.yaml.new /etc/deploy-agent/agent.yaml
+	log "wrote /etc/deploy-agent/agent.yaml"
+fi
+[ -f /etc/mywebchat/app.env ] || install -m 0600 /dev/null /etc/mywebchat/app.env
+[ -f /etc/default/deploy-agent ] || printf '# Environment for deploy-agent.service, e.g. DEPLOY_AGENT_CONFIG=...\n' >/etc/default/deploy-agent
+if [ ! -f /etc/mywebchat/nginx.env ]; then
+	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\n' "$nginx_image" >/etc/mywebchat/nginx.env
+fi
+
+# --- registry login -------------------------------------------------------------
+# The token goes from SSM straight into docker's stdin: never in argv, the
+# environment, a file of ours or the log. The resulting config.json is what
+# the agent reads (registry.auth_file) and what the nginx unit pulls with.
+if [ "$token_param" != none ]; then
+	region=${AWS_REGION:-}
+	if [ -z "$region" ]; then
+		imds=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60') ||
+			die "AWS_REGION unset and the instance metadata service is unreachable"
+		region=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds" http://169.254.169.254/latest/meta-data/placement/region)
+	fi
+	install -d -m 0700 /etc/deploy-agent/docker
+	aws ssm get-parameter --region "$region" --name "$token_param" --with-decryption \
+		--query Parameter.Value --output text |
+		DOCKER_CONFIG=/etc/deploy-agent/docker docker login ghcr.io --username "$ghcr_user" --password-stdin >/dev/null ||
+		die "GHCR login failed (parameter $token_param in $region)"
+	chmod 0600 /etc/deploy-agent/docker/config.json
+	ln -sf docker/config.json /etc/deploy-agent/registry-auth.json
+	# The nginx and Redis units pull as plain root.
+	install -d -m 0700 /root/.docker
+	cp /etc/deploy-agent/docker/config.json /root/.docker/config.json
+	log "logged in to ghcr.io as $ghcr_user"
+fi
+
+# --- certbot renewal hook ---------------------------------------------------------
+# certbot (its own timer) renews; the hook reloads nginx, which keeps every
+# connection open.
+install -d -m 0755 /etc/letsencrypt/renewal-hooks/deploy
+cat >/etc/letsencrypt/renewal-hooks/deploy/mywebchat-nginx-reload <<'HOOK'
+#!/bin/sh
+exec systemctl reload mywebchat-nginx.service
+HOOK
+chmod 0755 /etc/letsencrypt/renewal-hooks/deploy/mywebchat-nginx-reload
+
+# --- units ---------------------------------------------------------------------------
+changed=0
+for unit in deploy-agent.service mywebchat-nginx.service mywebchat-redis.service; do
+	if ! cmp -s "$bundle/systemd/$unit" "/etc/systemd/system/$unit"; then
+		install -m 0644 "$bundle/systemd/$unit" "/etc/systemd/system/$unit"
+		changed=1
+		[ "$unit" != deploy-agent.service ] || agent_changed=1
+	fi
+done
+[ "$changed" -eq 0 ] || systemctl daemon-reload
+if [ "$redis" = 1 ]; then
+	systemctl enable --now mywebchat-redis.service
+fi
+systemctl enable deploy-agent.service mywebchat-nginx.service >/dev/null
+# A re-run restarts the agent only for a new binary or unit (a restart waits
+# for a deploy in progress to finish its current step; state is on disk).
+if [ "$agent_changed" -eq 1 ]; then
+	systemctl restart deploy-agent.service
+else
+	systemctl start deploy-agent.service
+fi
+systemctl start mywebchat-nginx.service
+/usr/local/bin/deploy-agent validate || die "deploy-agent validate failed; fix /etc/deploy-agent/agent.yaml"
+log "ready: deploy-agent status"
+/usr/local/bin/deploy-agent status || true

@@ -1,0 +1,492 @@
+// Package chatclient is a Go client of the chat protocol (PROTOCOL.md) for
+// tests and load tools: it dials a room, says hello (resuming with its epoch
+// and last seq), keeps an outbox of unacked sends that it resends after every
+// `resumed`, applies a msg only when its seq is above the last applied one,
+// records everything it receives, and reconnects as the protocol's client
+// rules say (retry_ms after 1012/1013/1001, jittered backoff after abnormal
+// closes, never after 1008).
+package chatclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Backoff after abnormal closes: full jitter, exponential from backoffMin to backoffMax.
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 20 * time.Second
+	// readWait drops a connection whose server stopped pinging (it pings every 25 s).
+	readWait = 70 * time.Second
+	// writeWait bounds one frame write.
+	writeWait = 10 * time.Second
+)
+
+// ErrPolicy means the server closed with 1008: reconnecting would not help.
+var ErrPolicy = errors.New("closed by the server with 1008 (policy violation)")
+
+// Config configures a Client.
+type Config struct {
+	// URL is the WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws; the room is added as ?room=.
+	URL string
+	// Room, Name: the room to join and the display name. SID is the session id
+	// kept across reconnects (dedupe key); empty means a random one.
+	Room, Name, SID string
+	// Origin is sent as the Origin header when set.
+	Origin string
+	// Dialer dials; nil means a dialer with a 10 s handshake timeout.
+	Dialer *websocket.Dialer
+	// OnMsg, when set, is called for every applied msg, in order, with the time it arrived.
+	OnMsg func(m Msg, at time.Time)
+	// OnAck, when set, is called for every ack with the time it arrived.
+	OnAck func(cid string, seq uint64, at time.Time)
+	// Logger receives reconnect logs; nil discards them.
+	Logger *slog.Logger
+	// Forget, when true, keeps no list of applied messages (load tools with
+	// many clients); LastSeq and OnMsg still work.
+	Forget bool
+}
+
+// Msg is an applied msg frame, with the epoch it was applied under.
+type Msg struct {
+	Epoch string  `json:"-"`
+	Seq   uint64  `json:"seq"`
+	CID   string  `json:"cid"`
+	From  string  `json:"from"`
+	Text  string  `json:"text"`
+	X     float64 `json:"x"`
+	Y     float64 `json:"y"`
+	TS    int64   `json:"ts"`
+}
+
+// Welcome is a received welcome frame.
+type Welcome struct {
+	Epoch   string `json:"epoch"`
+	Seq     uint64 `json:"seq"`
+	Resume  string `json:"resume"`
+	Color   string `json:"color"`
+	Version string `json:"version"`
+	Online  int    `json:"online"`
+}
+
+// ErrorFrame is a received error frame.
+type ErrorFrame struct {
+	Code    string `json:"code"`
+	CID     string `json:"cid"`
+	RetryMS int64  `json:"retry_ms"`
+}
+
+// Close is how one connection ended.
+type Close struct {
+	Code   int    // 1006 (abnormal) when there was no close frame
+	Reason string // the close reason
+	At     time.Time
+}
+
+type outItem struct {
+	cid  string
+	text string
+	x, y float64
+}
+
+// Client is one chat user. Its methods are safe for concurrent use.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	mu         sync.Mutex
+	epoch      string
+	lastSeq    uint64
+	applied    []Msg
+	dupes      int // msg frames ignored because their seq was already applied
+	outbox     []outItem
+	acks       map[string]uint64
+	welcomes   []Welcome
+	closes     []Close
+	errs       []ErrorFrame
+	dialErrors int
+	online     int
+	conn       *websocket.Conn
+	live       bool // resumed on the current connection: sends go out at once
+	nextCID    int
+	changed    chan struct{}
+	waiters    int
+
+	wmu sync.Mutex // serialises frame writes on conn
+}
+
+// New returns a client; call Run to connect.
+func New(cfg Config) *Client {
+	if cfg.SID == "" {
+		cfg.SID = randomID()
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{cfg: cfg, log: log, acks: make(map[string]uint64), changed: make(chan struct{})}
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// notifyLocked wakes WaitFor callers.
+func (c *Client) notifyLocked() {
+	if c.waiters == 0 {
+		return // nobody waits: skip the allocation (load tools call this per frame)
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Run connects and reconnects until ctx ends (then it returns nil) or the
+// server closes with 1008 (ErrPolicy).
+func (c *Client) Run(ctx context.Context) error {
+	attempt := 0
+	for {
+		delay, err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrPolicy) {
+			return err
+		}
+		if delay < 0 { // abnormal: jittered exponential backoff
+			ceil := min(backoffMax, backoffMin<<min(attempt, 10))
+			delay = mrand.N(ceil)
+			attempt++
+		} else {
+			attempt = 0
+		}
+		c.log.Debug("reconnecting", "room", c.cfg.Room, "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
+// session runs one connection. It returns the delay before reconnecting:
+// negative means "abnormal, use backoff".
+func (c *Client) session(ctx context.Context) (time.Duration, error) {
+	u, err := url.Parse(c.cfg.URL)
+	if err != nil {
+		return -1, fmt.Errorf("parse url: %w", err)
+	}
+	q := u.Query()
+	q.Set("room", c.cfg.Room)
+	u.RawQuery = q.Encode()
+	hdr := http.Header{}
+	if c.cfg.Origin != "" {
+		hdr.Set("Origin", c.cfg.Origin)
+	}
+	conn, resp, err := c.cfg.Dialer.DialContext(ctx, u.String(), hdr)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.dialErrors++
+		c.notifyLocked()
+		c.mu.Unlock()
+		return -1, fmt.Errorf("dial: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.wmu.Lock()
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+		c.wmu.Unlock()
+		_ = conn.Close()
+	})
+	defer stop()
+	defer conn.Close()
+
+	conn.SetPingHandler(func(data string) error {
+		_ = conn.SetReadDeadline(time.Now().Add(readWait))
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+	})
+	c.mu.Lock()
+	hello := map[string]any{"t": "hello", "name": c.cfg.Name, "sid": c.cfg.SID}
+	if c.epoch != "" {
+		hello["epoch"] = c.epoch
+		hello["last_seq"] = c.lastSeq
+	}
+	c.conn = conn
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.conn, c.live = nil, false
+		c.notifyLocked()
+		c.mu.Unlock()
+	}()
+	if err := c.write(conn, hello); err != nil {
+		return -1, err
+	}
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(readWait))
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return c.closed(err)
+		}
+		c.handle(conn, data, time.Now())
+	}
+}
+
+// closed records how a connection ended and picks the reconnect delay.
+func (c *Client) closed(err error) (time.Duration, error) {
+	cl := Close{Code: websocket.CloseAbnormalClosure, At: time.Now()}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		cl.Code, cl.Reason = ce.Code, ce.Text
+	}
+	c.mu.Lock()
+	c.closes = append(c.closes, cl)
+	c.mu.Unlock()
+	switch cl.Code {
+	case websocket.ClosePolicyViolation:
+		return 0, ErrPolicy
+	case websocket.CloseServiceRestart, websocket.CloseTryAgainLater, websocket.CloseGoingAway:
+		var r struct {
+			RetryMS *int64 `json:"retry_ms"`
+		}
+		if json.Unmarshal([]byte(cl.Reason), &r) == nil && r.RetryMS != nil && *r.RetryMS >= 0 {
+			return time.Duration(*r.RetryMS) * time.Millisecond, err
+		}
+		return mrand.N(time.Second), err
+	}
+	return -1, err
+}
+
+func (c *Client) write(conn *websocket.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode frame: %w", err)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
+	var f struct {
+		T       string  `json:"t"`
+		Seq     uint64  `json:"seq"`
+		CID     string  `json:"cid"`
+		From    string  `json:"from"`
+		Text    string  `json:"text"`
+		X       float64 `json:"x"`
+		Y       float64 `json:"y"`
+		TS      int64   `json:"ts"`
+		Epoch   string  `json:"epoch"`
+		Resume  string  `json:"resume"`
+		Color   string  `json:"color"`
+		Version string  `json:"version"`
+		Online  int     `json:"online"`
+		Code    string  `json:"code"`
+		RetryMS int64   `json:"retry_ms"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.log.Warn("undecodable frame", "err", err)
+		return
+	}
+	var onMsg *Msg
+	var resend []outItem
+	c.mu.Lock()
+	switch f.T {
+	case "welcome":
+		w := Welcome{Epoch: f.Epoch, Seq: f.Seq, Resume: f.Resume, Color: f.Color, Version: f.Version, Online: f.Online}
+		c.welcomes = append(c.welcomes, w)
+		if f.Resume != "ok" || f.Epoch != c.epoch {
+			// A new history: seqs start over for this client.
+			c.epoch, c.lastSeq = f.Epoch, 0
+		}
+		c.online = f.Online
+	case "msg":
+		if f.Seq > c.lastSeq {
+			c.lastSeq = f.Seq
+			m := Msg{Epoch: c.epoch, Seq: f.Seq, CID: f.CID, From: f.From, Text: f.Text, X: f.X, Y: f.Y, TS: f.TS}
+			if !c.cfg.Forget {
+				c.applied = append(c.applied, m)
+			}
+			onMsg = &m
+		} else {
+			c.dupes++
+		}
+	case "resumed":
+		c.live = true
+		resend = append(resend, c.outbox...)
+	case "ack":
+		c.acks[f.CID] = f.Seq
+		c.dropLocked(f.CID)
+	case "presence":
+		c.online = f.Online
+	case "error":
+		e := ErrorFrame{Code: f.Code, CID: f.CID, RetryMS: f.RetryMS}
+		c.errs = append(c.errs, e)
+		switch f.Code {
+		case "rate_limited", "draining":
+			if f.CID != "" {
+				c.retryLater(conn, f.CID, time.Duration(max(f.RetryMS, 50))*time.Millisecond)
+			}
+		case "too_long", "bad_request":
+			c.dropLocked(f.CID)
+		}
+	}
+	c.notifyLocked()
+	c.mu.Unlock()
+	if onMsg != nil && c.cfg.OnMsg != nil {
+		c.cfg.OnMsg(*onMsg, at)
+	}
+	if f.T == "ack" && c.cfg.OnAck != nil {
+		c.cfg.OnAck(f.CID, f.Seq, at)
+	}
+	for _, it := range resend {
+		if err := c.write(conn, sendFrame(it)); err != nil {
+			return
+		}
+	}
+}
+
+// retryLater resends cid on the same connection after d if it is still unacked.
+func (c *Client) retryLater(conn *websocket.Conn, cid string, d time.Duration) {
+	time.AfterFunc(d, func() {
+		c.mu.Lock()
+		var it *outItem
+		for i := range c.outbox {
+			if c.outbox[i].cid == cid {
+				it = &c.outbox[i]
+				break
+			}
+		}
+		ok := it != nil && c.conn == conn && c.live
+		var item outItem
+		if it != nil {
+			item = *it
+		}
+		c.mu.Unlock()
+		if ok {
+			_ = c.write(conn, sendFrame(item))
+		}
+	})
+}
+
+func (c *Client) dropLocked(cid string) {
+	for i := range c.outbox {
+		if c.outbox[i].cid == cid {
+			c.outbox = append(c.outbox[:i], c.outbox[i+1:]...)
+			return
+		}
+	}
+}
+
+func sendFrame(it outItem) map[string]any {
+	return map[string]any{"t": "send", "cid": it.cid, "text": it.text, "x": it.x, "y": it.y}
+}
+
+// Send queues text in the outbox and sends it now when connected; it returns the cid.
+func (c *Client) Send(text string, x, y float64) string {
+	c.mu.Lock()
+	c.nextCID++
+	it := outItem{cid: c.cfg.SID + "-" + strconv.Itoa(c.nextCID), text: text, x: x, y: y}
+	c.outbox = append(c.outbox, it)
+	conn, live := c.conn, c.live
+	c.mu.Unlock()
+	if live && conn != nil {
+		_ = c.write(conn, sendFrame(it))
+	}
+	return it.cid
+}
+
+// SendRaw writes an arbitrary frame on the current connection (for tests of
+// the server's validation); it is not queued.
+func (c *Client) SendRaw(v any) error {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return errors.New("not connected")
+	}
+	return c.write(conn, v)
+}
+
+// Snapshot is a copy of what a client has seen so far.
+type Snapshot struct {
+	SID        string
+	Epoch      string
+	LastSeq    uint64
+	Applied    []Msg
+	Dupes      int
+	Outbox     int
+	Acks       map[string]uint64
+	Welcomes   []Welcome
+	Closes     []Close
+	Errors     []ErrorFrame
+	DialErrors int
+	Online     int
+	Live       bool
+}
+
+// Snapshot returns a copy of the client's state.
+func (c *Client) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	acks := make(map[string]uint64, len(c.acks))
+	for k, v := range c.acks {
+		acks[k] = v
+	}
+	return Snapshot{
+		SID: c.cfg.SID, Epoch: c.epoch, LastSeq: c.lastSeq,
+		Applied: append([]Msg(nil), c.applied...), Dupes: c.dupes, Outbox: len(c.outbox), Acks: acks,
+		Welcomes: append([]Welcome(nil), c.welcomes...), Closes: append([]Close(nil), c.closes...),
+		Errors: append([]ErrorFrame(nil), c.errs...), DialErrors: c.dialErrors, Online: c.online, Live: c.live,
+	}
+}
+
+// WaitFor blocks until cond holds for the client's state or ctx ends.
+func (c *Client) WaitFor(ctx context.Context, cond func(Snapshot) bool) error {
+	c.mu.Lock()
+	c.waiters++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.waiters--
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		c.mu.Unlock()
+		if cond(c.Snapshot()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for client %s: %w", c.cfg.Name, ctx.Err())
+		case <-ch:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

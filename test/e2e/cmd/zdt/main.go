@@ -1,0 +1,46 @@
+// Command zdt runs the zero-downtime comparison by hand (the long form of
+// the end-to-end harness): the deploy agent, a stop-and-run deploy and a
+// shell-script blue/green, each under the same HTTP and WebSocket load, and
+// prints the Markdown table BENCHMARKS.md carries.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mywebchat/mywebchat/test/e2e/zdt"
+)
+
+func main() {
+	var l zdt.Load
+	flag.IntVar(&l.Rate, "rate", 1000, "HTTP requests per second")
+	flag.IntVar(&l.Clients, "clients", 200, "WebSocket clients")
+	flag.IntVar(&l.Rooms, "rooms", 8, "rooms")
+	flag.DurationVar(&l.Send, "send", 3*time.Second, "each client's pace between messages")
+	flag.IntVar(&l.Deploys, "deploys", 20, "consecutive deploys per deployer")
+	flag.DurationVar(&l.Warmup, "warmup", 5*time.Second, "steady state before the first deploy")
+	flag.DurationVar(&l.Gap, "gap", 3*time.Second, "steady state between deploys")
+	flag.DurationVar(&l.Tail, "tail", 2*time.Second, "a deploy window extends this long past the deploy")
+	which := flag.String("scenarios", "agent,stop-and-run,bluegreen", "comma list of agent, stop-and-run, bluegreen")
+	faults := flag.String("faults", "all", "fault scenarios after the comparison: all, short or none")
+	var fl zdt.Load
+	flag.IntVar(&fl.Rate, "fault-rate", 200, "HTTP requests per second during the fault scenarios")
+	flag.IntVar(&fl.Clients, "fault-clients", 20, "WebSocket clients during the fault scenarios")
+	flag.Parse()
+	fl.Rooms, fl.Send, fl.Tail = 2, l.Send, l.Tail
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	err := zdt.Compare(ctx, l, strings.Split(*which, ","), *faults, fl, os.Stdout, log)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zdt:", err)
+		os.Exit(1)
+	}
+}

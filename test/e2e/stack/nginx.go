@@ -1,0 +1,85 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Nginx is the front proxy of one scenario: the image from Dockerfile.nginx
+// run with host network, listening on Port of 127.0.0.1 only, including the
+// upstream file in UpstreamDir (mounted read-only both at the path the site
+// config includes and at its own host path, so a config test that names the
+// host path works inside the container too).
+type Nginx struct {
+	Name        string // container name
+	Image       string
+	Port        int
+	UpstreamDir string // host folder holding upstream.conf
+}
+
+// UpstreamFile is the file the site config includes.
+func (n *Nginx) UpstreamFile() string { return filepath.Join(n.UpstreamDir, "upstream.conf") }
+
+// HostDir is the host folder mounted over the site's operator include
+// folder (/etc/nginx/mywebchat/host), where a fault scenario can drop a
+// broken server block.
+func (n *Nginx) HostDir() string { return filepath.Join(filepath.Dir(n.UpstreamDir), "host") }
+
+// URL is the base address of the site.
+func (n *Nginx) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", n.Port) }
+
+// ReloadCommand is the shell command that reloads this nginx (what a shell
+// script would run): SIGHUP to the master process.
+func (n *Nginx) ReloadCommand() string { return "docker kill -s HUP " + n.Name }
+
+// Start writes the listen file and, when missing, a placeholder upstream, then
+// starts the container and waits until nginx answers.
+func (n *Nginx) Start(ctx context.Context) error {
+	if err := os.MkdirAll(n.HostDir(), 0o755); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if err := os.MkdirAll(n.UpstreamDir, 0o755); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	listen := filepath.Join(filepath.Dir(n.UpstreamDir), n.Name+"-listen.conf")
+	if err := os.WriteFile(listen, fmt.Appendf(nil, "listen 127.0.0.1:%d default_server;\n", n.Port), 0o644); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if _, err := os.Stat(n.UpstreamFile()); os.IsNotExist(err) {
+		// A server nobody listens on: nginx starts and answers 502 until
+		// the first deploy, as on a fresh host.
+		if err := os.WriteFile(n.UpstreamFile(), []byte("upstream chat {\n    server 127.0.0.1:9 down;\n}\n"), 0o644); err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
+	}
+	RemoveContainers(n.Name)
+	if _, err := Docker(ctx, "run", "-d", "--name", n.Name, "--network", "host",
+		"--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
+		"--label", "mywebchat.e2e=nginx",
+		"-v", listen+":/etc/nginx/mywebchat/listen.conf:ro",
+		"-v", n.UpstreamDir+":/var/lib/deploy-agent/nginx:ro",
+		"-v", n.UpstreamDir+":"+n.UpstreamDir+":ro",
+		"-v", n.HostDir()+":/etc/nginx/mywebchat/host:ro",
+		n.Image); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := Get(ctx, n.URL()+"/"); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			logs, _ := Docker(context.Background(), "logs", "--tail", "20", n.Name)
+			return fmt.Errorf("nginx %s did not answer on port %d: %s", n.Name, n.Port, logs)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop removes the container.
+func (n *Nginx) Stop() { RemoveContainers(n.Name) }

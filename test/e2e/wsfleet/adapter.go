@@ -1,0 +1,129 @@
+package wsfleet
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mywebchat/mywebchat/test/chatclient"
+)
+
+// chatClient adapts test/chatclient to the fleet. The protocol client keeps
+// everything the analysis needs except the moment each `resumed` arrives,
+// which the reconnect gap is measured to; a watching net.Conn records it.
+type chatClient struct {
+	c    *chatclient.Client
+	room string
+	name string
+
+	mu      sync.Mutex
+	sent    []string
+	resumed []time.Time
+}
+
+func newClient(cfg Config, room, name string) client {
+	cc := &chatClient{room: room, name: name}
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	dialer := &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &watchConn{Conn: conn, seen: cc.sawResumed}, nil
+		},
+	}
+	cc.c = chatclient.New(chatclient.Config{URL: cfg.URL, Room: room, Name: name, Origin: cfg.Origin, Dialer: dialer})
+	return cc
+}
+
+func (cc *chatClient) sawResumed(at time.Time) {
+	cc.mu.Lock()
+	cc.resumed = append(cc.resumed, at)
+	cc.mu.Unlock()
+}
+
+func (cc *chatClient) Run(ctx context.Context) error { return cc.c.Run(ctx) }
+
+func (cc *chatClient) Ready() bool { return cc.c.Snapshot().Live }
+
+func (cc *chatClient) Send(text string) error {
+	cid := cc.c.Send(text, rand.Float64(), rand.Float64())
+	cc.mu.Lock()
+	cc.sent = append(cc.sent, cid)
+	cc.mu.Unlock()
+	return nil
+}
+
+func (cc *chatClient) Settled() bool { return cc.c.Snapshot().Outbox == 0 }
+
+func (cc *chatClient) Record() Record {
+	s := cc.c.Snapshot()
+	cc.mu.Lock()
+	rec := Record{
+		Name: cc.name, Room: cc.room,
+		Sent:      append([]string(nil), cc.sent...),
+		Resumed:   append([]time.Time(nil), cc.resumed...),
+		Acked:     make(map[string]Position, len(s.Acks)),
+		Received:  make(map[string][]Position, len(s.Applied)),
+		OutboxLen: s.Outbox,
+	}
+	cc.mu.Unlock()
+	for cid, seq := range s.Acks {
+		rec.Acked[cid] = Position{Seq: seq}
+	}
+	for _, m := range s.Applied {
+		rec.Received[m.CID] = append(rec.Received[m.CID], Position{Epoch: m.Epoch, Seq: m.Seq})
+	}
+	for _, c := range s.Closes {
+		rec.Closes = append(rec.Closes, c.At)
+	}
+	for i, w := range s.Welcomes {
+		if i > 0 && w.Resume != "ok" {
+			rec.Resets++
+		}
+	}
+	for _, e := range s.Errors {
+		rec.Errors = append(rec.Errors, "error "+e.Code)
+	}
+	for range s.DialErrors {
+		rec.Errors = append(rec.Errors, "dial failed")
+	}
+	return rec
+}
+
+// resumedMark is how a `resumed` frame starts on the wire. The server's
+// frames are unmasked and uncompressed (no extension is negotiated), so
+// the JSON text is visible in the byte stream.
+var resumedMark = []byte(`"resumed"`)
+
+// watchConn reports the arrival time of every `resumed` frame it reads,
+// keeping a short tail of the previous read so a mark split across two
+// reads is still found.
+type watchConn struct {
+	net.Conn
+	seen func(time.Time)
+	tail []byte
+}
+
+func (w *watchConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if n > 0 {
+		buf := append(w.tail, p[:n]...)
+		if c := bytes.Count(buf, resumedMark); c > 0 {
+			now := time.Now()
+			for range c {
+				w.seen(now)
+			}
+		}
+		keep := min(len(resumedMark)-1, len(buf))
+		w.tail = append(w.tail[:0], buf[len(buf)-keep:]...)
+	}
+	return n, err
+}

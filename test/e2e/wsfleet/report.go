@@ -1,0 +1,157 @@
+package wsfleet
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Position is where a message landed in a room's history. A replay of the
+// same position is benign (clients apply a seq once); the same cid at two
+// positions is a doubled message.
+type Position struct {
+	Epoch string
+	Seq   uint64
+}
+
+// Record is what one client saw during a run, the input of Analyze.
+type Record struct {
+	Name      string
+	Room      string
+	Sent      []string            // cids in send order
+	Acked     map[string]Position // cid → where the server put it
+	Received  map[string][]Position
+	Closes    []time.Time // every time the socket went away
+	Resumed   []time.Time // every `resumed` after a reconnect (not the first)
+	Errors    []string    // error frames and dial failures, as codes or messages
+	Resets    int         // welcome resume:"reset" after the first welcome
+	OutboxLen int         // unacked sends left at the end
+}
+
+// ClientReport is the verdict on one client.
+type ClientReport struct {
+	Name            string
+	Room            string
+	Lost            int // messages of its room it never received
+	Doubled         int // extra positions of a message it received
+	Unacked         int // its own sends never acknowledged
+	OutboxLen       int
+	Errors          []string
+	Resets          int
+	Gaps            []time.Duration // close → resumed
+	UnresolvedGaps  int             // a close never followed by `resumed`
+	ReceivedMatched int             // messages of its room it received exactly once
+}
+
+// Report sums a fleet run.
+type Report struct {
+	Clients        int
+	Rooms          int
+	Sent           int
+	Acked          int
+	Lost           int // summed over clients
+	Doubled        int // summed over clients
+	Unacked        int
+	NonEmptyOutbox int // clients whose outbox did not empty
+	ClientsErrored int // clients that saw an error frame or dial failure
+	Resets         int
+	Reconnects     int
+	Unresolved     int
+	GapP50         time.Duration
+	GapP99         time.Duration
+	GapMax         time.Duration
+	Worst          []ClientReport // up to 5 clients with problems, for the log
+}
+
+// String is a one-line summary for logs and test output.
+func (r Report) String() string {
+	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d resets=%d reconnects=%d unresolved=%d gap p50=%s p99=%s max=%s",
+		r.Clients, r.Rooms, r.Sent, r.Acked, r.Lost, r.Doubled, r.Unacked, r.NonEmptyOutbox, r.ClientsErrored, r.Resets,
+		r.Reconnects, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond))
+}
+
+// Analyze judges every client against its room: each client must have
+// received every message any client of its room sent, exactly once, and all
+// of its own sends must be acknowledged. All clients join before anyone
+// sends, so every message of the run belongs to every member's view.
+func Analyze(records []Record) Report {
+	sentByRoom := map[string][]string{}
+	rooms := map[string]bool{}
+	for _, rec := range records {
+		rooms[rec.Room] = true
+		sentByRoom[rec.Room] = append(sentByRoom[rec.Room], rec.Sent...)
+	}
+	rep := Report{Clients: len(records), Rooms: len(rooms)}
+	var gaps []time.Duration
+	for _, rec := range records {
+		cr := judge(rec, sentByRoom[rec.Room])
+		rep.Sent += len(rec.Sent)
+		rep.Acked += len(rec.Sent) - cr.Unacked
+		rep.Lost += cr.Lost
+		rep.Doubled += cr.Doubled
+		rep.Unacked += cr.Unacked
+		rep.Resets += cr.Resets
+		rep.Reconnects += len(rec.Closes)
+		rep.Unresolved += cr.UnresolvedGaps
+		if cr.OutboxLen > 0 {
+			rep.NonEmptyOutbox++
+		}
+		if len(cr.Errors) > 0 {
+			rep.ClientsErrored++
+		}
+		gaps = append(gaps, cr.Gaps...)
+		if (cr.Lost > 0 || cr.Doubled > 0 || cr.Unacked > 0 || cr.OutboxLen > 0 || len(cr.Errors) > 0 || cr.UnresolvedGaps > 0) && len(rep.Worst) < 5 {
+			rep.Worst = append(rep.Worst, cr)
+		}
+	}
+	if len(gaps) > 0 {
+		slices.Sort(gaps)
+		rep.GapP50 = gaps[int(0.5*float64(len(gaps)-1)+0.5)]
+		rep.GapP99 = gaps[int(0.99*float64(len(gaps)-1)+0.5)]
+		rep.GapMax = gaps[len(gaps)-1]
+	}
+	return rep
+}
+
+func judge(rec Record, roomSent []string) ClientReport {
+	cr := ClientReport{Name: rec.Name, Room: rec.Room, OutboxLen: rec.OutboxLen, Errors: rec.Errors, Resets: rec.Resets}
+	for _, cid := range rec.Sent {
+		if _, ok := rec.Acked[cid]; !ok {
+			cr.Unacked++
+		}
+	}
+	for _, cid := range roomSent {
+		ps := distinct(rec.Received[cid])
+		switch {
+		case len(ps) == 0:
+			cr.Lost++
+		default:
+			cr.ReceivedMatched++
+			cr.Doubled += len(ps) - 1
+		}
+	}
+	// Pair each close with the first `resumed` after it.
+	j := 0
+	for _, c := range rec.Closes {
+		for j < len(rec.Resumed) && rec.Resumed[j].Before(c) {
+			j++
+		}
+		if j == len(rec.Resumed) {
+			cr.UnresolvedGaps++
+			continue
+		}
+		cr.Gaps = append(cr.Gaps, rec.Resumed[j].Sub(c))
+		j++
+	}
+	return cr
+}
+
+func distinct(ps []Position) []Position {
+	var out []Position
+	for _, p := range ps {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

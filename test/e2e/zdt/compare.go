@@ -1,0 +1,60 @@
+package zdt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+)
+
+// Compare sets up one Env and runs the named scenarios ("agent",
+// "stop-and-run", "bluegreen") one after the other on the same load, then
+// writes the table and the details to w.
+func Compare(ctx context.Context, l Load, which []string, faults string, faultLoad Load, w io.Writer, log *slog.Logger) error {
+	env, err := Setup(ctx, slices.Contains(which, "agent") || faults != "none")
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	logf := func(msg string, args ...any) { log.Info(msg, args...) }
+	var reps []*Report
+	for _, name := range which {
+		var s *Scenario
+		switch name {
+		case "":
+			continue
+		case "agent":
+			s, err = env.AgentScenario(ctx, "ag")
+		case "stop-and-run":
+			s, err = env.StopAndRun(ctx)
+		case "bluegreen":
+			s, err = env.BlueGreen(ctx)
+		default:
+			return fmt.Errorf("unknown scenario %q", name)
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("scenario start", "scenario", s.Name, "url", s.URL())
+		rep, err := Run(ctx, s.Name, s.URL(), s.Deployer, []string{env.Images.A, env.Images.B}, l, logf)
+		if err == nil && s.Agent != nil {
+			AttachSteps(ctx, rep, s.Agent)
+		}
+		s.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(w, Details(rep))
+		reps = append(reps, rep)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, Table(reps, l))
+	if faults == "none" {
+		return nil
+	}
+	rs, err := RunFaults(ctx, env, faultLoad, faults == "short", logf)
+	fmt.Fprintln(w)
+	fmt.Fprint(w, FaultTable(rs))
+	return err
+}

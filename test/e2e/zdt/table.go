@@ -1,0 +1,63 @@
+package zdt
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Table renders the comparison as Markdown: one row per scenario.
+func Table(reps []*Report, l Load) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Load: %d HTTP req/s through nginx (page + /healthz), %d WebSocket clients in %d rooms each sending every %s, %d consecutive deploys of alternating builds.\n\n",
+		l.Rate, l.Clients, l.Rooms, l.Send, l.Deploys)
+	b.WriteString("| deployer | deploys ok | failed HTTP requests (per deploy) | s per deploy | WS messages lost | WS doubled | outboxes not empty | reconnect p50 / p99 | HTTP p99 steady → during deploys |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range reps {
+		n := len(r.Deploys)
+		per := 0.0
+		if n > 0 {
+			per = float64(r.HTTP.Failed) / float64(n)
+		}
+		lost, doubled, outbox, gaps := "–", "–", "–", "–"
+		if r.WS != nil {
+			lost = fmt.Sprint(r.WS.Lost + r.WS.Unacked)
+			doubled = fmt.Sprint(r.WS.Doubled)
+			outbox = fmt.Sprint(r.WS.NonEmptyOutbox)
+			gaps = fmt.Sprintf("%s / %s", ms(r.WS.GapP50), ms(r.WS.GapP99))
+		}
+		fmt.Fprintf(&b, "| %s | %d/%d | %d of %d (%.1f) | %.1f | %s | %s | %s | %s | %s → %s |\n",
+			r.Name, n-r.FailedDeploys(), n, r.HTTP.Failed, r.HTTP.Total, per, r.MeanDeploy().Seconds(),
+			lost, doubled, outbox, gaps, ms(r.HTTP.Steady.P99), ms(r.HTTP.Deploy.P99))
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// Details renders each scenario's failures by reason and, for the agent, the
+// deploy steps' durations.
+func Details(r *Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: HTTP %d/%d failed (%d during deploys); steady %s; deploys %s\n", r.Name, r.HTTP.Failed, r.HTTP.Total,
+		r.HTTP.FailedInDeploy, r.HTTP.Steady, r.HTTP.Deploy)
+	for reason, n := range r.HTTP.ByReason {
+		fmt.Fprintf(&b, "  %6d × %s\n", n, reason)
+	}
+	if r.WS != nil {
+		fmt.Fprintf(&b, "  ws: %s\n", r.WS)
+		for _, c := range r.WS.Worst {
+			fmt.Fprintf(&b, "  ws client %s room %s: lost %d doubled %d unacked %d outbox %d errors %v unresolved %d\n",
+				c.Name, c.Room, c.Lost, c.Doubled, c.Unacked, c.OutboxLen, c.Errors, c.UnresolvedGaps)
+		}
+	}
+	if len(r.Steps) > 0 || r.StepsErr != "" {
+		fmt.Fprintf(&b, "  %s\n", StepsLine(r))
+	}
+	for i, d := range r.Deploys {
+		fmt.Fprintf(&b, "  deploy %d %s exit %d in %.1fs\n", i+1, d.Image, d.Exit, d.Duration.Seconds())
+	}
+	return b.String()
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mywebchat/mywebchat/test/chatclient"
+)
+
+// target returns the server under test: started from -bin, or -url/-pid.
+func target(ctx context.Context, o options) (addr string, pid int, stop func(), err error) {
+	if o.bin == "" {
+		a := strings.TrimPrefix(strings.TrimPrefix(o.url, "ws://"), "wss://")
+		a, _, _ = strings.Cut(a, "/")
+		return a, o.pid, func() {}, nil
+	}
+	s, err := startServer(ctx, o, "blue")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	return s.addr, s.pid(), s.kill, nil
+}
+
+func report(v map[string]any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+// fanout: every connection receives what is sent to its room; the tool sends
+// -rate messages per second spread over all connections (below the protocol's
+// per-connection limit) and measures deliveries and their latency.
+func fanout(ctx context.Context, o options) error {
+	addr, pid, stop, err := target(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	d := newDialer(o, addr)
+	type sample struct{ lat []time.Duration }
+	samples := make([]sample, o.n)
+	var measuring atomic.Bool
+	var windowStart atomic.Int64
+	recv := func(i int) recvFunc {
+		return func(text string, at time.Time) {
+			// Texts are "lt:<unix nanos>:<k>".
+			rest, ok := strings.CutPrefix(text, "lt:")
+			if !ok || !measuring.Load() {
+				return
+			}
+			ns, _, _ := strings.Cut(rest, ":")
+			sent, err := strconv.ParseInt(ns, 10, 64)
+			if err != nil || sent < windowStart.Load() {
+				return
+			}
+			samples[i].lat = append(samples[i].lat, at.Sub(time.Unix(0, sent)))
+		}
+	}
+	rss0, _ := rssKB(pid)
+	began := time.Now()
+	conns, err := d.connect(ctx, o.n, recv)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	connectTime := time.Since(began)
+	time.Sleep(o.settle)
+	rssIdle, _ := rssKB(pid)
+
+	measuring.Store(true)
+	windowStart.Store(time.Now().UnixNano())
+	// Send what the rate owes by now on every tick, so a starved sender
+	// catches up instead of silently lowering the offered load.
+	tick := time.NewTicker(time.Millisecond)
+	start := time.Now()
+	deadline := time.After(o.duration)
+	sent := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-deadline:
+			break loop
+		case <-tick.C:
+			for due := int(o.rate * time.Since(start).Seconds()); sent < due; sent++ {
+				conns[sent%o.n].send(fmt.Sprintf("lt:%d:%d", time.Now().UnixNano(), sent))
+			}
+		}
+	}
+	tick.Stop()
+	window := time.Since(time.Unix(0, windowStart.Load()))
+	rssBusy, _ := rssKB(pid)
+	time.Sleep(2 * time.Second) // in-flight deliveries
+	measuring.Store(false)
+
+	var all []time.Duration
+	for _, s := range samples {
+		all = append(all, s.lat...)
+	}
+	slices.Sort(all)
+	perRoom := o.n / o.rooms
+	if o.proto == "gorilla" {
+		perRoom = o.n
+	}
+	expected := sent * perRoom
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	var dropped int
+	for _, c := range d.chats {
+		for _, cl := range c.Snapshot().Closes {
+			if cl.Code == 1013 {
+				dropped++
+			}
+		}
+	}
+	for _, c := range conns {
+		if c != nil {
+			c.close()
+		}
+	}
+	report(map[string]any{
+		"mode": "fanout", "proto": o.proto, "n": o.n, "rooms": o.rooms, "rate": o.rate,
+		"sent": sent, "deliveries": len(all), "expected": expected,
+		"deliveries_per_s": int(float64(len(all)) / window.Seconds()),
+		"p50_ms":           pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1),
+		"handshake_errors": d.handshakeErrors(), "slow_consumer_closes": dropped,
+		"connect_s":    connectTime.Seconds(),
+		"rss_kb_start": rss0, "rss_kb_idle": rssIdle, "rss_kb_busy": rssBusy,
+		"rss_kb_per_conn_idle": float64(rssIdle-rss0) / float64(o.n),
+		"cpus":                 runtime.NumCPU(),
+	})
+	return nil
+}
+
+// idle: n connections that only keep alive; reports the server's RSS per connection.
+func idle(ctx context.Context, o options) error {
+	addr, pid, stop, err := target(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	time.Sleep(time.Second)
+	rss0, err := rssKB(pid)
+	if err != nil {
+		return err
+	}
+	d := newDialer(o, addr)
+	began := time.Now()
+	conns, err := d.connect(ctx, o.n, func(int) recvFunc { return nil })
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	connectTime := time.Since(began)
+	time.Sleep(o.settle)
+	rss1, err := rssKB(pid)
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		c.close()
+	}
+	report(map[string]any{
+		"mode": "idle", "proto": o.proto, "n": o.n, "rooms": o.rooms,
+		"connect_s": connectTime.Seconds(), "handshake_errors": d.handshakeErrors(),
+		"rss_kb_before": rss0, "rss_kb_after": rss1,
+		"rss_kb_per_conn": float64(rss1-rss0) / float64(o.n),
+	})
+	return nil
+}
+
+// wave: n clients on a primary with a handover folder; a second process
+// starts as standby, new connections are switched to it (as nginx would),
+// the primary gets SIGTERM; measure how long until every client resumed on
+// the new one, and how.
+func wave(ctx context.Context, o options) error {
+	if o.bin == "" || o.proto != "chat" {
+		return fmt.Errorf("wave needs -bin with our chat server")
+	}
+	o.lite = false // resume and outbox need the full client
+	dir, err := os.MkdirTemp("", "load-handover-")
+	if err != nil {
+		return fmt.Errorf("handover dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	env := []string{"CHAT_HANDOVER_DIR=" + dir, "CHAT_DRAIN_TIMEOUT=20s"}
+	blue, err := startServer(ctx, o, "blue", env...)
+	if err != nil {
+		return err
+	}
+	defer blue.kill()
+	d := newDialer(o, blue.addr)
+	conns, err := d.connect(ctx, o.n, func(int) recvFunc { return nil })
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	// A little traffic so resumes carry messages.
+	for i := 0; i < min(o.n, 200); i++ {
+		conns[i].send(fmt.Sprintf("before %d", i))
+	}
+	time.Sleep(o.settle)
+	green, err := startServer(ctx, o, "green", env...)
+	if err != nil {
+		return err
+	}
+	defer green.kill()
+	d.target.Store(&green.addr)
+	errsBefore := d.handshakeErrors()
+	began := time.Now()
+	code, err := blue.term(25 * time.Second)
+	if err != nil {
+		return err
+	}
+	blueExit := time.Since(began)
+	var mu sync.Mutex
+	var worst time.Duration
+	resumes := map[string]int{}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, c := range d.chats {
+		wg.Go(func() {
+			err := c.WaitFor(wctx, func(s chatclient.Snapshot) bool {
+				return s.Live && len(s.Welcomes) >= 2 && s.Welcomes[len(s.Welcomes)-1].Color == "green"
+			})
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			s := c.Snapshot()
+			took := time.Since(began)
+			mu.Lock()
+			resumes[s.Welcomes[len(s.Welcomes)-1].Resume]++
+			worst = max(worst, took)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	outbox := 0
+	for _, c := range d.chats {
+		outbox += c.Snapshot().Outbox
+	}
+	report(map[string]any{
+		"mode": "wave", "n": o.n, "rooms": o.rooms,
+		"blue_exit_code": code, "blue_exit_s": blueExit.Seconds(),
+		"all_resumed_s": worst.Seconds(), "not_resumed": failed.Load(),
+		"resume_ok": resumes["ok"], "resume_reset": resumes["reset"],
+		"handshake_errors_during_wave": d.handshakeErrors() - errsBefore,
+		"unacked_outbox":               outbox,
+	})
+	return nil
+}
