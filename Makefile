@@ -63,8 +63,12 @@ test-browser:
 	cd test/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; } && \
 		node --test --test-concurrency=1 chat.test.mjs frames.test.mjs
 
+## test-e2e: the zero-downtime proof, short form (test/e2e): the deploy agent vs
+## stop-and-run vs a shell blue/green under 200 req/s and 50 WebSocket clients,
+## 3 deploys each, then a subset of the fault scenarios (about 5-8 minutes).
 test-e2e:
-	@echo 'the end-to-end harness is added under test/e2e'
+	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 20m -v -run TestZeroDowntime ./test/e2e/
 
 ## bench: the benchmark harnesses behind BENCHMARKS.md (long; run by hand).
 bench:
@@ -80,3 +84,8 @@ bench:
 	$$d/load -mode idle -bin $$d/chatserver -n 10000 -rooms 100 -settle 5s; \
 	$$d/load -mode wave -bin $$d/chatserver -n 5000 -rooms 50; \
 	rm -rf $$d
+	# Zero downtime, long form (BENCHMARKS.md "Zero downtime"): 1,000 req/s,
+	# 200 WebSocket clients, 20 deploys per deployer, every fault scenario.
+	$(GO) run ./test/e2e/cmd/zdt -rate 1000 -clients 200 -rooms 8 -deploys 20 -faults all
+	# Deploy agent overhead per deploy (BENCHMARKS.md "Deploy agent"), from history --json steps.
+	$(GO) test -tags integration -count=1 -v -run 'TestHostMode|TestContainerMode' ./agent/cmd/deploy-agent/ | grep -E 'overhead|load'

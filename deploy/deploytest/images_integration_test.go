@@ -56,7 +56,9 @@ func docker(ctx context.Context, args ...string) (string, error) {
 
 func mustDocker(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	// Image builds compile the chat server; on a busy shared machine that
+	// takes minutes. go test's own -timeout bounds the whole run.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 	out, err := docker(ctx, args...)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -100,13 +99,18 @@ talk:
 	for _, c := range clients {
 		c.WaitFor(settle, func(s chatclient.Snapshot) bool { return seesAll(s, acked) })
 	}
+	// Snapshot before stopping, so our own disconnect is not reported.
+	snaps := make([]chatclient.Snapshot, len(clients))
+	for i, c := range clients {
+		snaps[i] = c.Snapshot()
+	}
 	stopClients()
 	for range clients {
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("client stopped", "err", err)
 		}
 	}
-	return report(clients, sent, acked)
+	return report(snaps, sent, acked)
 }
 
 func seesAll(s chatclient.Snapshot, cids []string) bool {
@@ -122,11 +126,10 @@ func seesAll(s chatclient.Snapshot, cids []string) bool {
 	return true
 }
 
-func report(clients []*chatclient.Client, sent int, acked []string) error {
+func report(snaps []chatclient.Snapshot, sent int, acked []string) error {
 	lost := 0
 	fmt.Printf("demochat: sent %d, acknowledged %d\n", sent, len(acked))
-	for i, c := range clients {
-		s := c.Snapshot()
+	for i, s := range snaps {
 		seen := make(map[string]int, len(s.Applied))
 		for _, m := range s.Applied {
 			seen[m.CID]++
@@ -149,7 +152,6 @@ func report(clients []*chatclient.Client, sent int, acked []string) error {
 		for _, cl := range s.Closes {
 			closes = append(closes, fmt.Sprint(cl.Code))
 		}
-		sort.Strings(closes)
 		fmt.Printf("  demo-%d: applied %d, missing %d, shown twice %d, replays ignored %d, served by %s, resume %s, closes [%s], unsent %d\n",
 			i+1, len(s.Applied), missing, twice, s.Dupes, strings.Join(colors, " → "),
 			strings.Join(resumes, ","), strings.Join(closes, " "), s.Outbox)

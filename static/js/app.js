@@ -33,7 +33,7 @@ const boxes = new BoxLayer($('boxes'), {
       return false;
     }
     // Optimistic: it is on screen and in the log before the server answers.
-    sky.drop(item.text, item.x, item.y, { name, own: true, group: item.cid });
+    sky.drop(item.text, item.x, item.y, { name, own: true });
     pending.set(item.cid, addLog(name, item.text, { cid: item.cid, own: true }));
     firstUse();
     return true;
@@ -132,7 +132,7 @@ function start() {
         // we were briefly away (a resume) still falls, as if never gone.
         // A hidden tab draws nothing; it would only pile up a burst for later.
         if ((!replay || log.getAttribute('aria-busy') !== 'true') && !document.hidden) {
-          sky.drop(String(m.text ?? ''), Number(m.x), Number(m.y), { name: String(m.from ?? ''), own, group: cid });
+          sky.drop(String(m.text ?? ''), Number(m.x), Number(m.y), { name: String(m.from ?? ''), own });
         }
       },
       // The entry stays in `pending` until its msg comes back, so that echo
@@ -187,6 +187,7 @@ let everOnline = false;
 function showStatus(s) {
   document.documentElement.dataset.status = s;
   if (s === 'online') everOnline = true;
+  $('dot').setAttribute('aria-label', `connection: ${s}`);
   const hint = $('hint');
   if (s === 'reconnecting' || s === 'offline') $('online').textContent = ''; // unknown until back
   if (s === 'reconnecting') {
@@ -271,6 +272,10 @@ function askName() {
   card.hidden = false;
   input.focus();
   input.select();
+  // Your colour follows the name as you type it.
+  const tint = () => document.documentElement.style.setProperty('--me', String(hueOf(cleanName(input.value) || name)));
+  tint();
+  input.addEventListener('input', tint);
   const done = () => {
     const n = cleanName(input.value);
     if (!n) {
@@ -285,6 +290,7 @@ function askName() {
     }
     card.hidden = true;
     input.removeEventListener('keydown', onKey);
+    input.removeEventListener('input', tint);
     go.removeEventListener('click', done);
     const changed = n !== name;
     name = n;
@@ -297,7 +303,9 @@ function askName() {
     } else if (e.key === 'Escape' && name) {
       card.hidden = true;
       input.removeEventListener('keydown', onKey);
+      input.removeEventListener('input', tint);
       go.removeEventListener('click', done);
+      document.documentElement.style.setProperty('--me', String(hueOf(name)));
     }
   };
   input.addEventListener('keydown', onKey);

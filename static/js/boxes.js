@@ -28,10 +28,13 @@ export class BoxLayer {
   }
 
   refit() {
-    for (const b of this.boxes) {
-      const r = b.box.getBoundingClientRect();
-      this.place(b, r.left + this.inset(b.input), r.top + (b.input.offsetHeight || 44) / 2);
-    }
+    for (const b of this.boxes) this.replace(b);
+  }
+
+  // replace places a box again from where it is now (layout position: the
+  // pop-in animation's scale must not count).
+  replace(b) {
+    this.place(b, b.box.offsetLeft + this.inset(b.input), b.box.offsetTop + (b.input.offsetHeight || 44) / 2);
   }
 
   /** setName shows the sender's name on every box. */
@@ -77,7 +80,11 @@ export class BoxLayer {
         if (input.value.trim() === '' && this.win.document.activeElement !== input) this.close(b);
       }, CLOSE_EMPTY_MS);
     });
-    input.addEventListener('input', () => box.classList.toggle('has-text', input.value !== ''));
+    input.addEventListener('input', () => {
+      box.classList.toggle('has-text', input.value !== '');
+      // A box growing with its text slides left rather than off the screen.
+      if (box.offsetLeft + box.offsetWidth > this.win.innerWidth - 4) this.replace(b);
+    });
     // preventScroll: the page itself never scrolls; the phone's own panning
     // to the focused field is kept.
     input.focus({ preventScroll: true });

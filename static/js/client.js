@@ -293,18 +293,22 @@ export class ChatClient {
       return;
     }
     if (!plan.announced) this.attempt++;
-    this.armHint();
+    // The wait a draining server asks for is part of a normal deploy, not
+    // trouble: the 2 s of grace start when we may reconnect.
+    this.armHint(plan.announced ? plan.delay : 0);
     this.clear('retryTimer');
     this.retryTimer = this.timers.setTimeout(() => this.connect(), plan.delay);
   }
 
-  // armHint shows 'reconnecting' only if we are still not back after 2 s.
-  armHint() {
+  // armHint shows 'reconnecting' only if we are still not back 2 s (after
+  // an extra wait) from now. A timer already running is kept, so repeated
+  // failures cannot push the hint away forever.
+  armHint(extra = 0) {
     if (this.hintTimer !== null || this.status === 'reconnecting') return;
     this.hintTimer = this.timers.setTimeout(() => {
       this.hintTimer = null;
       if (!this.ready && !this.stopped) this.setStatus('reconnecting');
-    }, HINT_DELAY_MS);
+    }, HINT_DELAY_MS + extra);
   }
 
   setStatus(s) {

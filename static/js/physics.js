@@ -113,7 +113,6 @@ class Letter {
     this.gen = 0;
     this.born = 0;
     this.ch = '';
-    this.group = '';
     this.hue = 0;
     this.own = false;
     this.w = 0;
@@ -176,7 +175,7 @@ export class Sky {
 
   /**
    * spawn adds a laid-out message at (x, y) (top-left of the block).
-   * style: {hue, own, group, lineHeight}. Returns the letters spawned.
+   * style: {hue, own, lineHeight}. Returns the letters spawned.
    */
   spawn(glyphs, x, y, style) {
     const { hold, stagger, type } = holdTimes(glyphs.length, style.own);
@@ -186,7 +185,6 @@ export class Sky {
       l.gen++;
       l.born = ++this.born;
       l.ch = g.ch;
-      l.group = style.group ?? '';
       l.hue = style.hue ?? 0;
       l.own = !!style.own;
       l.w = g.w;

@@ -9,7 +9,7 @@
 import { Phase, Sky, holdTimes, layoutText, placeBlock, popScale } from './physics.js';
 
 const CAP = 700; // letters on screen at most; the oldest are recycled beyond
-const SPRITE_CAP = 1500; // cached letter images; cleared (and redrawn lazily) beyond
+const SPRITE_CAP = 600; // cached letter images (about 20 KB each on a phone); cleared and redrawn lazily beyond
 const PAD = 6; // px around a sprite's glyph for its shadow
 const LABEL_FADE_MS = 500; // the sender's name fades as the letters start to fall
 const MAX_LABELS = 40;
@@ -24,9 +24,16 @@ export function hueOf(name) {
   return (h >>> 0) % 360;
 }
 
-/** letterColor is the fill of a letter of a sender's hue (own ones a shade darker). */
-export function letterColor(hue, own) {
-  return `hsl(${hue} 72% ${own ? 42 : 46}%)`;
+/**
+ * Ink is how letters are coloured, read from the stylesheet's custom
+ * properties so the dark theme can lighten them: lightness (%) of others'
+ * letters, of your own, of name labels, and the shadow colour.
+ */
+const DEFAULT_INK = { letter: 46, own: 42, label: 48, shadow: 'rgba(58, 51, 80, 0.18)' };
+
+/** letterColor is the fill of a letter of a sender's hue (own ones a shade apart). */
+export function letterColor(hue, own, ink = DEFAULT_INK) {
+  return `hsl(${hue} 72% ${own ? ink.own : ink.letter}%)`;
 }
 
 /**
@@ -51,6 +58,8 @@ export class SkyView {
     this.widths = new Map();
     this.measureCtx = null;
     this.font = '';
+    this.look = '';
+    this.ink = DEFAULT_INK;
     this.lineHeight = 28;
     this.dpr = 1;
     this.running = false;
@@ -63,6 +72,12 @@ export class SkyView {
       this.sky.resize(win.innerWidth, win.innerHeight);
       this.readFont();
       this.fit();
+      this.wake();
+    });
+    // A switch between light and dark theme recolours every letter.
+    win.matchMedia?.('(prefers-color-scheme: dark)').addEventListener?.('change', () => {
+      this.readFont();
+      for (const l of this.sky.letters) l.moved = true;
       this.wake();
     });
     this.readFont();
@@ -79,11 +94,20 @@ export class SkyView {
     doc.body.append(probe);
     const cs = this.win.getComputedStyle(probe);
     const font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const num = (name, dflt) => parseFloat(cs.getPropertyValue(name)) || dflt;
+    this.ink = {
+      letter: num('--letter-l', DEFAULT_INK.letter),
+      own: num('--letter-l-own', DEFAULT_INK.own),
+      label: num('--label-l', DEFAULT_INK.label),
+      shadow: cs.getPropertyValue('--letter-shadow').trim() || DEFAULT_INK.shadow,
+    };
+    const look = `${font}|${this.ink.letter}|${this.ink.own}|${this.ink.shadow}`;
     this.labelFont = `700 12px ${cs.fontFamily}`;
     this.lineHeight = Math.round(parseFloat(cs.lineHeight) || parseFloat(cs.fontSize) * 1.25 || 28);
     probe.remove();
-    if (font !== this.font) {
-      this.font = font;
+    this.font = font;
+    if (look !== this.look) {
+      this.look = look;
       this.widths.clear();
       this.sprites.clear();
     }
@@ -112,7 +136,7 @@ export class SkyView {
   }
 
   /** drop shows text at the fractions (fx, fy) of the screen and lets it fall. */
-  drop(text, fx, fy, { name, own = false, group = '' }) {
+  drop(text, fx, fy, { name, own = false }) {
     // Positions come from other people's browsers: anything odd lands mid-screen.
     fx = Number.isFinite(fx) ? Math.min(1, Math.max(0, fx)) : 0.5;
     fy = Number.isFinite(fy) ? Math.min(1, Math.max(0, fy)) : 0.5;
@@ -126,7 +150,7 @@ export class SkyView {
     if (glyphs.length === 0) return;
     const { x, y } = placeBlock(fx, fy, width, height, W, H);
     const hue = hueOf(name);
-    this.sky.spawn(glyphs, x, y, { hue, own, group, lineHeight: this.lineHeight });
+    this.sky.spawn(glyphs, x, y, { hue, own, lineHeight: this.lineHeight });
     if (!own && name) {
       // Others' messages carry their author's name until they start to fall.
       if (this.labels.length >= MAX_LABELS) this.labels.shift();
@@ -196,7 +220,7 @@ export class SkyView {
       ctx.textBaseline = 'bottom';
       for (const lb of this.labels) {
         ctx.globalAlpha = Math.min(1, lb.t / 150, 1 - (lb.t - lb.life) / LABEL_FADE_MS);
-        ctx.fillStyle = `hsl(${lb.hue} 45% 48%)`;
+        ctx.fillStyle = `hsl(${lb.hue} 45% ${this.ink.label}%)`;
         ctx.fillText(lb.text, lb.x, lb.y);
       }
     }
@@ -218,10 +242,10 @@ export class SkyView {
     g.scale(this.dpr, this.dpr);
     g.font = this.font;
     g.textBaseline = 'middle';
-    g.shadowColor = 'rgba(58, 51, 80, 0.18)';
+    g.shadowColor = this.ink.shadow;
     g.shadowBlur = 5;
     g.shadowOffsetY = 2;
-    g.fillStyle = letterColor(l.hue, l.own);
+    g.fillStyle = letterColor(l.hue, l.own, this.ink);
     g.fillText(l.ch, PAD, PAD + l.h / 2);
     sp = { img, w, h, ox: PAD + l.w / 2, oy: PAD + l.h * 0.6 };
     this.sprites.set(key, sp);

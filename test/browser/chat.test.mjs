@@ -84,6 +84,8 @@ test('two people chat, and a blue/green swap mid-conversation goes unnoticed', {
   await alice.locator('.box input:focus').waitFor();
   await alice.mouse.click(300, 250);
   await waitFor('the empty box to give way', async () => (await alice.locator('.box').count()) === 1);
+  // Measure once its pop-in animation is over.
+  await alice.waitForFunction(() => document.querySelector('.box')?.getAnimations({ subtree: true }).length === 0);
   const box = await alice.locator('.box input:focus').boundingBox();
   assert.ok(box, 'a focused box opened');
   assert.ok(box.x <= 300 && box.x + box.width >= 300 && box.y <= 250 && box.y + box.height >= 250,
@@ -126,9 +128,15 @@ test('two people chat, and a blue/green swap mid-conversation goes unnoticed', {
   await waitFor('nginx serves green', async () => (await getJSON(`${nginx.url}/healthz`)).body?.color === 'green');
   await typeInFocused(bob, 'after the switch');
   // ... and blue drains: its sockets close with 1012 and the pages resume on green.
+  const term = Date.now();
   blue.proc.kill('SIGTERM');
   await typeInFocused(alice, 'during the drain');
   await typeInFocused(bob, 'me too');
+  await waitFor('both pages on green', async () => {
+    for (const p of [alice, bob]) if ((await p.getAttribute('#dot', 'data-color')) !== 'green') return false;
+    return true;
+  }, { timeout: 20000, every: 20 });
+  console.log(`swap: both pages resumed on green ${Date.now() - term} ms after blue's SIGTERM`);
   const exit = await Promise.race([blue.exited, sleep(20000).then(() => null)]);
   assert.ok(exit, 'blue exits after draining');
   assert.equal(exit.code, 0, `blue exit: ${JSON.stringify(exit)}\n${blue.logs().slice(-3000)}`);
@@ -178,6 +186,19 @@ test('two people chat, and a blue/green swap mid-conversation goes unnoticed', {
   await bob.screenshot({ path: pathJoin(ARTIFACTS, 'chat-4-bob-after-swap.png') });
   assert.deepEqual([...problems, ...watched.flat()], [], 'nothing visible went wrong');
   assert.equal((await getJSON(`http://127.0.0.1:${green.port}/healthz`)).status, 200);
+
+  // A reload gets the room's history into the log (in order, once) without
+  // raining it down again; the name is remembered.
+  await alice.reload();
+  await waitFor('alice back after a reload', async () => (await alice.getAttribute('html', 'data-status')) === 'online');
+  assert.equal(await alice.locator('#namecard').isVisible(), false, 'the name is asked only once');
+  await waitFor('history in the log', async () => (await logEntries(alice)).length === want.length);
+  assert.deepEqual(
+    (await logEntries(alice)).map((e) => [e.seq, e.from, e.text]),
+    (await logEntries(bob)).map((e) => [e.seq, e.from, e.text]),
+  );
+  const still = await inkTrack(alice, null, 10);
+  assert.ok(still.every((f) => f.n === 0), 'history is not dropped on screen again');
 
   // The other side of "no visible error": a real outage does show, after 2 s.
   const lost = Date.now();

@@ -103,7 +103,7 @@ func TestZeroDowntime(t *testing.T) {
 	t.Run("faults", func(t *testing.T) {
 		fl := zdt.Load{Rate: envInt(t, "E2E_FAULT_RATE", 100), Clients: envInt(t, "E2E_FAULT_CLIENTS", 10), Rooms: 2,
 			Send: 2 * time.Second, Tail: time.Second}
-		rs, err := zdt.RunFaults(ctx, env, fl, true, logf)
+		rs, err := zdt.RunFaults(ctx, env, fl, true, "", logf)
 		t.Log("\n" + zdt.FaultTable(rs))
 		for _, r := range rs {
 			if !r.Pass {

@@ -246,15 +246,29 @@ test('the reconnecting hint shows only after 2 s without the room', () => {
   clock.advance(5000);
   assert.deepEqual(of('status').map((e) => e[1]), ['online']);
 
-  // A real outage: the hint appears at 2 s and goes when the room is back.
-  made[1].drop(1006);
+  // A draining server's retry_ms is not counted: 2 s of grace start after it.
+  made[1].drop(1012, '{"retry_ms":1500}');
+  clock.advance(1500);
+  assert.equal(made.length, 3);
+  made[2].drop(1006); // and the new color is not ready yet either
   clock.advance(1999);
   assert.deepEqual(of('status').map((e) => e[1]), ['online']);
   clock.advance(1);
   assert.deepEqual(of('status').map((e) => e[1]), ['online', 'reconnecting']);
-  const last = made.at(-1);
-  join(last, { resume: 'ok' });
+  assert.equal(made.length, 4, 'the backoff retry already went out');
+  join(made[3], { resume: 'ok' });
   assert.deepEqual(of('status').map((e) => e[1]), ['online', 'reconnecting', 'online']);
+
+  // A real outage: the hint appears at 2 s and goes when the room is back.
+  const before = of('status').length;
+  made.at(-1).drop(1006);
+  clock.advance(1999);
+  assert.equal(of('status').length, before);
+  clock.advance(1);
+  assert.deepEqual(of('status').slice(before).map((e) => e[1]), ['reconnecting']);
+  clock.advance(500);
+  join(made.at(-1), { resume: 'ok' });
+  assert.deepEqual(of('status').slice(before).map((e) => e[1]), ['reconnecting', 'online']);
 });
 
 test('presence and welcome reach the page; unknown frames are ignored', () => {

@@ -62,7 +62,7 @@ test('others\' letters type out one by one and pop in; all are readable before a
 
 test('letters hold, then fall one by one, bounce, rest on the floor and fade', () => {
   const sky = new Sky({ width: 400, height: 300, random: () => 0.5 });
-  const ls = sky.spawn(glyphs('hey'), 100, 50, { hue: 10, own: false, group: 'm1', lineHeight: 20 });
+  const ls = sky.spawn(glyphs('hey'), 100, 50, { hue: 10, own: false, lineHeight: 20 });
   assert.equal(sky.active, 3);
   const { hold, stagger } = holdTimes(3, false);
   sky.step((hold - 10) / 1000);

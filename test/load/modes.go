@@ -74,6 +74,7 @@ func fanout(ctx context.Context, o options) error {
 	time.Sleep(o.settle)
 	rssIdle, _ := rssKB(pid)
 
+	cpu0, _ := cpuSeconds(pid)
 	measuring.Store(true)
 	windowStart.Store(time.Now().UnixNano())
 	// Send what the rate owes by now on every tick, so a starved sender
@@ -100,6 +101,8 @@ loop:
 	rssBusy, _ := rssKB(pid)
 	time.Sleep(2 * time.Second) // in-flight deliveries
 	measuring.Store(false)
+	cpu1, _ := cpuSeconds(pid)
+	serverCPU := cpu1 - cpu0
 
 	var all []time.Duration
 	for _, s := range samples {
@@ -138,8 +141,10 @@ loop:
 		"handshake_errors": d.handshakeErrors(), "slow_consumer_closes": dropped,
 		"connect_s":    connectTime.Seconds(),
 		"rss_kb_start": rss0, "rss_kb_idle": rssIdle, "rss_kb_busy": rssBusy,
-		"rss_kb_per_conn_idle": float64(rssIdle-rss0) / float64(o.n),
-		"cpus":                 runtime.NumCPU(),
+		"rss_kb_per_conn_idle":        float64(rssIdle-rss0) / float64(o.n),
+		"cpus":                        runtime.NumCPU(),
+		"server_cpu_s":                serverCPU,
+		"deliveries_per_server_cpu_s": int(float64(len(all)) / max(serverCPU, 0.01)),
 	})
 	return nil
 }

@@ -39,6 +39,8 @@ var (
 	imgV2    string // the same with another label: a second image ID
 	imgV3    string // a third image ID (pruning)
 	imgFail  string // never healthy: logs a reason and exits
+	// imgKeep tags v1's image in another repository: pruning must leave it alone.
+	imgKeep string
 )
 
 func repoRoot() string {
@@ -69,17 +71,23 @@ func testMain(m *testing.M) int {
 	_, _ = rand.Read(b[:])
 	runID = hex.EncodeToString(b[:])
 	imgV1, imgV2, imgV3, imgFail = repo+":"+runID+"-v1", repo+":"+runID+"-v2", repo+":"+runID+"-v3", repo+":"+runID+"-fail"
+	imgKeep = "mywebchat/agent-it-keep:" + runID
 	defer func() {
-		for _, img := range []string{imgV1, imgV2, imgV3, imgFail} {
+		for _, img := range []string{imgV1, imgV2, imgV3, imgFail, imgKeep} {
 			_ = exec.Command("docker", "rmi", img).Run() // our tags only, never forced
 		}
 	}()
 
 	agentBin = filepath.Join(tmp, "deploy-agent")
-	steps := [][]string{
-		{"go", "build", "-o", agentBin, "./agent/cmd/deploy-agent"},
-		{"docker", "build", "--network", "host", "-q", "-f", "Dockerfile.app", "--build-arg", "GO_IMAGE=mywebchat/go-builder:local", "-t", imgV1, "."},
+	steps := [][]string{{"go", "build", "-o", agentBin, "./agent/cmd/deploy-agent"}}
+	if base := os.Getenv("AGENT_IT_APP_IMAGE"); base != "" {
+		// A chat server image already built from Dockerfile.app (e.g. mywebchat/app:dev by
+		// `make images`): tag it instead of building again.
+		steps = append(steps, []string{"docker", "tag", base, imgV1})
+	} else {
+		steps = append(steps, []string{"docker", "build", "--network", "host", "-q", "-f", "Dockerfile.app", "--build-arg", "GO_IMAGE=mywebchat/go-builder:local", "-t", imgV1, "."})
 	}
+	steps = append(steps, []string{"docker", "tag", imgV1, imgKeep})
 	for _, s := range steps {
 		cmd := exec.Command(s[0], s[1:]...)
 		cmd.Dir = repoRoot()

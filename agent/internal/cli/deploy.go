@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/deploy"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
@@ -64,6 +66,10 @@ func runRollback(ctx context.Context, env Env, args []string) int {
 // submit queues req and, with wait, follows it to its result.
 func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, wait bool, timeout time.Duration) int {
 	q := queue.Queue{StateDir: cfg.StateDir}
+	if err := unix.Access(cfg.StateDir, unix.W_OK|unix.X_OK); err != nil && !errors.Is(err, unix.ENOENT) {
+		fmt.Fprintf(env.Stderr, "deploy-agent: cannot write to the state dir %s (run as root): %v\n", cfg.StateDir, err)
+		return ExitBadInput
+	}
 	if !q.AgentRunning() {
 		return notRunning(env)
 	}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -23,6 +26,8 @@ const (
 	rescanInterval = 2 * time.Second
 	// reconcileInterval is how often the host is checked against the truth between deploys.
 	reconcileInterval = 30 * time.Second
+	// settleTime is how long a request file that does not parse may keep changing before it is rejected.
+	settleTime = time.Second
 	// reloadDebounce lets an editor finish writing the config or template before it is read.
 	reloadDebounce = 300 * time.Millisecond
 )
@@ -95,6 +100,11 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	defer stopWatchdog()
 	log.Info("deploy agent running", "config", dm.ConfigPath, "state_dir", cfg.StateDir, "proxy_mode", cfg.Proxy.Mode)
 
+	// SIGHUP (systemctl reload) re-reads the config and template, like an edit does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	s.serveQueue(work, ctx.Done())
 	rescan := time.NewTicker(rescanInterval)
 	defer rescan.Stop()
@@ -120,6 +130,9 @@ func (dm *Daemon) Run(ctx context.Context) error {
 			if ok {
 				log.Warn("watcher", "err", err)
 			}
+		case <-hup:
+			log.Info("SIGHUP: reloading config and template")
+			s.reload(work)
 		case <-debounce:
 			debounce = nil
 			s.reload(work)
@@ -202,6 +215,11 @@ func (s *server) serveQueue(ctx context.Context, abort <-chan struct{}) {
 		}
 		id := ids[0]
 		req, err := s.q.Read(id)
+		if err != nil && s.q.Age(id) < settleTime {
+			// Our CLI writes requests atomically; a file that does not parse yet may still be
+			// being written by something else: look again on the next rescan.
+			return
+		}
 		if err != nil {
 			s.log.Warn("rejecting request file", "file", id, "err", err)
 			if queue.ValidID(id) {

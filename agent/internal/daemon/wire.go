@@ -4,7 +4,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -64,6 +63,3 @@ func NewDeployer(cfg *config.Config, dc *docker.Client, log *slog.Logger) *deplo
 	}
 	return d
 }
-
-// Ping checks the engine with a short deadline and returns its API version.
-func Ping(ctx context.Context, dc *docker.Client) (string, error) { return dc.Ping(ctx) }

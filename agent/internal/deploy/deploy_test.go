@@ -127,7 +127,7 @@ func TestDeployFailuresLeaveOldReleaseServing(t *testing.T) {
 		{"never healthy", func(w *world) { w.eng.unhealthy = true; w.eng.logs = "panic: no database" }, state.Failed,
 			[]string{"not healthy within 3s", "HTTP 503", "panic: no database", "old release still serves"}},
 		{"crashes at start", func(w *world) { w.eng.crash = true; w.eng.logs = "exec format error" }, state.Failed,
-			[]string{"exited (exit code 3)", "exec format error"}},
+			[]string{"is exited (exit code 3)", "exec format error"}},
 		{"create fails", func(w *world) { w.eng.failCreate = errors.New("no space left") }, state.Failed, []string{"no space left"}},
 		{"image absent everywhere", func(w *world) {}, state.Failed, []string{"manifest unknown"}},
 		{"nginx test rejects the template", func(w *world) {

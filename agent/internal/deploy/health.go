@@ -23,8 +23,10 @@ func (d *Deployer) healthGate(ctx context.Context, abort <-chan struct{}, cfg *c
 		if err != nil {
 			return d.withLogs(ctx, id, fmt.Errorf("health gate: %w", err))
 		}
-		if !c.Running && c.State != "created" && c.State != "restarting" {
-			return d.withLogs(ctx, id, fmt.Errorf("health gate: the container is %s (exit code %d)", c.State, c.ExitCode))
+		// A container that exited (restarting means it exited and the restart policy brings it
+		// back) will not pass: fail now rather than at start_timeout.
+		if c.State == "restarting" || (!c.Running && c.State != "created") {
+			return d.withLogs(ctx, id, fmt.Errorf("health gate: the container %s (exit code %d)", exitedState(c.State), c.ExitCode))
 		}
 		code, body, err := d.probe(ctx, url, h.Timeout.D())
 		switch {
@@ -124,4 +126,11 @@ func (d *Deployer) probeHealthy(ctx context.Context, cfg *config.Config, port in
 		}
 	}
 	return false
+}
+
+func exitedState(state string) string {
+	if state == "restarting" {
+		return "exited and is restarting"
+	}
+	return "is " + state
 }

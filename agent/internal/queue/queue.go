@@ -222,6 +222,15 @@ func (q Queue) Has(id string) bool {
 	return err == nil
 }
 
+// Age returns how long ago the request file id was last modified.
+func (q Queue) Age(id string) time.Duration {
+	fi, err := os.Stat(filepath.Join(q.queueDir(), id+".json"))
+	if err != nil {
+		return 0
+	}
+	return time.Since(fi.ModTime())
+}
+
 // QueueDir is the folder the daemon watches.
 func (q Queue) QueueDir() string { return q.queueDir() }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // maxBatch is the most bytes gathered before a batch is written out.
@@ -20,8 +21,24 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // is pooled and only held during a batch, so idle connections cost nothing.
 type batchConn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf *[]byte // non-nil during a batch
+	mu       sync.Mutex
+	buf      *[]byte // non-nil during a batch
+	deadline time.Time
+	// pending is true when a deadline was set during the batch: gorilla sets
+	// it before every frame, and each call costs a runtime timer update, so
+	// during a batch only the last one is applied, once, before the write.
+	pending bool
+}
+
+// SetWriteDeadline applies at once outside a batch and at the flush inside one.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf == nil {
+		return b.Conn.SetWriteDeadline(t)
+	}
+	b.deadline, b.pending = t, true
+	return nil
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {
@@ -42,6 +59,12 @@ func (b *batchConn) Write(p []byte) (int, error) {
 func (b *batchConn) writeOutLocked() error {
 	if len(*b.buf) == 0 {
 		return nil
+	}
+	if b.pending {
+		b.pending = false
+		if err := b.Conn.SetWriteDeadline(b.deadline); err != nil {
+			return err
+		}
 	}
 	_, err := b.Conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]

@@ -50,7 +50,10 @@ type client struct {
 
 	mu          sync.Mutex
 	queue       [][]byte
-	writing     bool
+	spare       [][]byte // the writer's previous batch, reused to avoid garbage
+	writing     bool     // a writer goroutine exists (running or lingering)
+	parked      bool     // the writer lingers waiting for wake
+	wake        chan struct{}
 	closing     bool // a close frame is queued; nothing else will be sent
 	closeCode   int
 	closeReason string
@@ -94,28 +97,69 @@ func (c *client) closeLocked(code int, reason string) {
 }
 
 func (c *client) startWriterLocked() {
-	if !c.writing && !c.dead {
-		c.writing = true
-		go c.writeLoop()
+	if c.dead {
+		return
 	}
+	if c.writing {
+		if c.parked {
+			c.parked = false
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	c.writing = true
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	go c.writeLoop()
 }
 
 // writeLoop is the only goroutine that writes data frames; it exits when the
 // queue is empty. Pings use WriteControl, which gorilla allows concurrently.
 func (c *client) writeLoop() {
+	idleTicks := 0
 	for {
 		c.mu.Lock()
+		if c.dead {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		batch := c.queue
-		c.queue = nil
+		c.queue = c.spare[:0]
+		c.spare = nil
 		sendClose := len(batch) == 0 && c.closing && c.closeCode != 0
 		code, reason := c.closeCode, c.closeReason
 		if sendClose {
 			c.closeCode = 0 // sent once
 		}
 		if len(batch) == 0 && !sendClose {
-			c.writing = false
+			// Linger a little before exiting: under steady traffic the next
+			// frame comes soon, and a fresh goroutine per frame burst would
+			// pay for its stack growth every time.
+			if idleTicks >= writerLinger {
+				c.writing = false
+				c.queue = nil
+				c.mu.Unlock()
+				return
+			}
+			c.parked = true
 			c.mu.Unlock()
-			return
+			tick := c.hub.clock.wait()
+			select {
+			case <-c.wake:
+				idleTicks = 0
+			case <-tick:
+				idleTicks++
+			}
+			c.hub.clock.done()
+			c.mu.Lock()
+			c.parked = false
+			c.mu.Unlock()
+			continue
 		}
 		c.mu.Unlock()
 		c.bc.begin()
@@ -140,6 +184,13 @@ func (c *client) writeLoop() {
 			c.fail()
 			return
 		}
+		// Keep the batch's array for the next one unless a burst grew it.
+		if cap(batch) <= 64 {
+			clear(batch)
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.mu.Unlock()
+		}
 		if sendClose {
 			// The reader ends when the peer answers our close; if it never
 			// does, drop the connection after a grace period.
@@ -148,12 +199,19 @@ func (c *client) writeLoop() {
 	}
 }
 
-// fail marks the connection dead and closes it; the reader then ends.
+// fail marks the connection dead and closes it; the reader then ends, and
+// a lingering writer exits.
 func (c *client) fail() {
 	c.mu.Lock()
 	c.dead = true
-	c.queue = nil
-	c.writing = false
+	c.queue, c.spare = nil, nil
+	if c.parked {
+		c.parked = false
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 	c.mu.Unlock()
 	_ = c.conn.Close()
 }
@@ -173,6 +231,56 @@ func (c *client) ping() {
 		return
 	}
 	c.pinger.Reset(pingPeriod)
+}
+
+// writerLinger is how many lingerClock ticks an idle writer waits for more
+// frames before its goroutine exits.
+const writerLinger = 2
+
+// lingerTick is the period of the shared clock idle writers wait on.
+const lingerTick = 500 * time.Millisecond
+
+// lingerClock is one shared ticker for lingering writers, so waiting costs
+// no timer per connection. It runs only while someone waits.
+type lingerClock struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiters int
+	armed   bool
+}
+
+// wait registers a waiter and returns a channel closed at the next tick;
+// call done afterwards.
+func (l *lingerClock) wait() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waiters++
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	if !l.armed {
+		l.armed = true
+		time.AfterFunc(lingerTick, l.fire)
+	}
+	return l.ch
+}
+
+func (l *lingerClock) done() {
+	l.mu.Lock()
+	l.waiters--
+	l.mu.Unlock()
+}
+
+func (l *lingerClock) fire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.ch)
+	l.ch = make(chan struct{})
+	if l.waiters > 0 {
+		time.AfterFunc(lingerTick, l.fire)
+		return
+	}
+	l.armed = false
 }
 
 // rateLimiter allows at most rateLimit sends in any rateWindow.

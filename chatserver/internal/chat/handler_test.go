@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -277,28 +279,57 @@ func TestCloseAllSends1012(t *testing.T) {
 
 func TestSlowConsumerIsClosed1013(t *testing.T) {
 	s := newTestServer(t, nil)
-	conn := dial(t, s.url+"?room=slow", nil)
+	d := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096) // fill up quickly
+		}
+		return c, err
+	}}
+	conn, _, err := d.Dial(s.url+"?room=slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
 	hello(t, conn, "")
 	r := s.hub.lookup("slow")
-	// Queue more frames than allowed without the writer draining them: hold
-	// the client's lock-free path by enqueuing directly.
 	r.mu.Lock()
 	var c *client
 	for cl := range r.clients {
 		c = cl
 	}
 	r.mu.Unlock()
-	c.mu.Lock()
-	c.writing = true // pretend the writer is busy so the queue only grows
-	c.mu.Unlock()
-	for range maxQueue + 1 {
-		c.enqueue([]byte(`{"t":"presence","online":1}`))
+	if tc, ok := c.bc.Conn.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096) // the server side fills up quickly too
 	}
-	c.mu.Lock()
-	c.writing = false
-	c.startWriterLocked()
-	c.mu.Unlock()
-	expectClose(t, conn, websocket.CloseTryAgainLater)
+	// The client stops reading; the room keeps talking until its queue overflows.
+	text := strings.Repeat("x", MaxTextRunes)
+	closing := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closing
+	}
+	for i := 0; !closing(); i++ {
+		if i > 200000 {
+			t.Fatal("queue never overflowed")
+		}
+		if _, _, err := s.hub.AppendLocal("slow", Message{SID: "other", CID: fmt.Sprint(i), From: "a", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read what was buffered, then the close; the deadline slides since the
+	// socket buffers may hold megabytes.
+	for n := 0; ; n++ {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseTryAgainLater {
+			t.Fatalf("after %d frames got %v, want close 1013", n, err)
+		}
+		return
+	}
 }
 
 func TestHelloTimeout(t *testing.T) {

@@ -109,6 +109,7 @@ type Hub struct {
 	remote atomic.Pointer[remoteBox]
 
 	nconns atomic.Int64
+	clock  lingerClock
 	// conns and closing are guarded by mu: every connection, with or
 	// without a room, so CloseAll reaches those still before their hello.
 	conns   map[*client]struct{}

@@ -398,14 +398,18 @@ func (n *Node) Handover(ctx context.Context) error {
 	f.push(encode(line{Op: opPromote}))
 	select {
 	case <-f.promoted:
-		n.m.handovers.WithLabelValues("handed_over").Inc()
-		n.log.Info("handover: rooms handed to the successor", "ms", time.Since(start).Milliseconds())
-		return nil
 	case <-f.done:
-		return errors.New("handover: successor disconnected before confirming")
+		select {
+		case <-f.promoted: // confirmed, then the connection ended
+		default:
+			return errors.New("handover: successor disconnected before confirming")
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("handover: %w", ctx.Err())
 	}
+	n.m.handovers.WithLabelValues("handed_over").Inc()
+	n.log.Info("handover: rooms handed to the successor", "ms", time.Since(start).Milliseconds())
+	return nil
 }
 
 // release stops leading: no new standbys, and the lock is free for the successor.

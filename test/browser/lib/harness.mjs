@@ -149,6 +149,8 @@ export async function startNginx({ dir, upstreamPort, staticDir = STATIC_DIR }) 
 daemon off;
 master_process on;
 worker_processes 1;
+# The checkout may live under a folder only root can read (a CI clone under
+# /root): the test's own nginx reads the page from there as root.
 user root;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log warn;

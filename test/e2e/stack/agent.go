@@ -35,7 +35,7 @@ type Agent struct {
 // BuildAgent compiles the agent into dir and returns the binary's path.
 func BuildAgent(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "deploy-agent")
-	if _, err := runIn(ctx, root, []string{"CGO_ENABLED=0"}, "go", "build", "-o", bin, "./agent/cmd/deploy-agent"); err != nil {
+	if _, err := runIn(ctx, root, nil, "go", "build", "-o", bin, "./agent/cmd/deploy-agent"); err != nil {
 		return "", fmt.Errorf("build agent: %w", err)
 	}
 	return bin, nil
@@ -73,7 +73,7 @@ app:
   repository: %s
   container_port: 8080
   colors: {blue: {port: %d}, green: {port: %d}}
-  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: 2, start_timeout: 20s}
+  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: 2, start_timeout: 10s}
   drain_timeout: %s
   verify: %s
   keep_releases: 5

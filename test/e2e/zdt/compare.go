@@ -11,7 +11,7 @@ import (
 // Compare sets up one Env and runs the named scenarios ("agent",
 // "stop-and-run", "bluegreen") one after the other on the same load, then
 // writes the table and the details to w.
-func Compare(ctx context.Context, l Load, which []string, faults string, faultLoad Load, w io.Writer, log *slog.Logger) error {
+func Compare(ctx context.Context, l Load, which []string, faults string, faultLoad Load, engineRestart string, w io.Writer, log *slog.Logger) error {
 	env, err := Setup(ctx, slices.Contains(which, "agent") || faults != "none")
 	if err != nil {
 		return err
@@ -48,12 +48,14 @@ func Compare(ctx context.Context, l Load, which []string, faults string, faultLo
 		fmt.Fprint(w, Details(rep))
 		reps = append(reps, rep)
 	}
-	fmt.Fprintln(w)
-	fmt.Fprint(w, Table(reps, l))
+	if len(reps) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprint(w, Table(reps, l))
+	}
 	if faults == "none" {
 		return nil
 	}
-	rs, err := RunFaults(ctx, env, faultLoad, faults == "short", logf)
+	rs, err := RunFaults(ctx, env, faultLoad, faults == "short", engineRestart, logf)
 	fmt.Fprintln(w)
 	fmt.Fprint(w, FaultTable(rs))
 	return err

@@ -36,6 +36,10 @@ type FaultEnv struct {
 	S    *Scenario
 	Load Load
 	Log  func(string, ...any)
+	// EngineRestart is a shell command that restarts the Docker engine
+	// (e.g. "systemctl restart docker"); empty skips that fault, since on a
+	// shared machine the engine is not the harness's to restart.
+	EngineRestart string
 }
 
 // agent is the scenario's agent.
@@ -227,6 +231,7 @@ func Faults() []Fault {
 		{Name: "broken upstream template", Short: false, Run: brokenTemplate},
 		{Name: "active chat container killed", Short: true, Run: activeKilled},
 		{Name: "host reboot", Short: false, Run: reboot},
+		{Name: "docker engine restart", Short: false, Run: engineRestart},
 	}
 	return fs
 }
@@ -291,12 +296,15 @@ func garbageQueue(ctx context.Context, f *FaultEnv) FaultResult {
 		problems = append(problems, fmt.Sprintf("the next real deploy exited %d: %s", dr.Exit, lastLine(dr.Output)))
 	}
 	res.Pass = len(problems) == 0
-	res.Detail = "daemon log: " + grepLog(f.agent().LogTail(200), "queue", "request", "bad")
+	res.Detail = fmt.Sprintf("%d rejected files, e.g. %s", countLog(f.agent().LogTail(400), "rejecting request file"), grepLog(f.agent().LogTail(400), "rejecting request file"))
 	if !res.Pass {
 		res.Detail = strings.Join(problems, "; ") + " — " + res.Detail
 	}
 	return res
 }
+
+// countLog counts log lines that mention word.
+func countLog(log, word string) int { return strings.Count(log, word) }
 
 // grepLog returns the last log line that mentions any of words.
 func grepLog(log string, words ...string) string {
@@ -605,13 +613,13 @@ var (
 
 // RunFaults prepares a fresh agent scenario and runs the faults (only the
 // short ones when short), each under the load l, logging as it goes.
-func RunFaults(ctx context.Context, env *Env, l Load, short bool, log func(string, ...any)) ([]FaultResult, error) {
+func RunFaults(ctx context.Context, env *Env, l Load, short bool, engineRestart string, log func(string, ...any)) ([]FaultResult, error) {
 	s, err := env.AgentScenario(ctx, "fa")
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	f := &FaultEnv{Env: env, S: s, Load: l, Log: log}
+	f := &FaultEnv{Env: env, S: s, Load: l, Log: log, EngineRestart: engineRestart}
 	faults := Faults()
 	steps := KillSteps
 	if short {
@@ -663,4 +671,43 @@ func FaultTable(rs []FaultResult) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Name, verdict, failed, strings.ReplaceAll(detail, "|", "/"))
 	}
 	return b.String()
+}
+
+// engineRestart restarts the Docker engine while the agent serves: the
+// containers it set to restart come back, and the agent must reconnect to
+// the engine and make nginx serve a healthy color again.
+func engineRestart(ctx context.Context, f *FaultEnv) FaultResult {
+	res := FaultResult{Name: "docker engine restart"}
+	if f.EngineRestart == "" {
+		res.Skipped = "needs -engine-restart CMD: the engine of a shared machine is not the harness's to restart"
+		res.Pass = true
+		return res
+	}
+	var took time.Duration
+	var cerr error
+	rep, err := f.measure(ctx, res.Name, func(*Report, *httpload.Windows) {
+		r := stack.Shell(ctx, nil, f.EngineRestart)
+		if r.Exit != 0 {
+			cerr = fmt.Errorf("%s: exit %d: %s", f.EngineRestart, r.Exit, lastLine(r.Output))
+			return
+		}
+		// nginx runs without a restart policy here (the host's init keeps
+		// it up in production); start it as that would.
+		_, _ = stack.Docker(ctx, "start", f.S.Nginx.Name)
+		took, cerr = f.converge(ctx, 120*time.Second)
+	})
+	res.Report = rep
+	if err != nil {
+		res.Detail = err.Error()
+		return res
+	}
+	res.Pass = cerr == nil && f.agent().Running()
+	res.Detail = fmt.Sprintf("service back %.1fs after the engine answered; %d of %d requests failed meanwhile", took.Seconds(), rep.HTTP.Failed, rep.HTTP.Total)
+	if cerr != nil {
+		res.Detail += " — " + cerr.Error()
+	}
+	if !f.agent().Running() {
+		res.Detail += " — the agent exited: " + f.agent().LogTail(10)
+	}
+	return res
 }

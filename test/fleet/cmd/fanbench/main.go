@@ -243,9 +243,11 @@ func measure(ctx context.Context, o options, hosts []string) (result, error) {
 		measured  = map[string]bool{} // cids sent while measuring
 	)
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	clients := make([]*chatclient.Client, o.members)
 	for i := range clients {
 		host := hosts[i%len(hosts)]
@@ -282,6 +284,7 @@ func measure(ctx context.Context, o options, hosts []string) (result, error) {
 			return result{}, fmt.Errorf("clients did not connect: %w", err)
 		}
 	}
+	fmt.Fprintf(os.Stderr, "%s: %d clients connected\n", time.Now().Format(time.TimeOnly), len(clients))
 	interval := time.Duration(float64(time.Second) / o.rate)
 	stopSend := make(chan struct{})
 	var sendWG sync.WaitGroup
@@ -317,6 +320,7 @@ func measure(ctx context.Context, o options, hosts []string) (result, error) {
 	elapsed := time.Since(start)
 	close(stopSend)
 	sendWG.Wait()
+	fmt.Fprintf(os.Stderr, "%s: measured\n", time.Now().Format(time.TimeOnly))
 	// Let the last messages arrive.
 	time.Sleep(2 * time.Second)
 	mu.Lock()

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/queue"
+	"github.com/mywebchat/mywebchat/agent/internal/state"
+)
+
+type setup struct {
+	config, stateDir string
+	q                queue.Queue
+}
+
+func newSetup(t *testing.T) setup {
+	t.Helper()
+	dir := t.TempDir()
+	s := setup{config: filepath.Join(dir, "agent.yaml"), stateDir: filepath.Join(dir, "state")}
+	cfg := fmt.Sprintf("state_dir: %s\napp: {repository: example.com/team/chat}\nproxy: {mode: host, output: %s/up.conf}\n", s.stateDir, dir)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.q = queue.Queue{StateDir: s.stateDir}
+	if err := s.q.Init(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// agentUp holds the agent lock as a running daemon would.
+func (s setup) agentUp(t *testing.T) {
+	t.Helper()
+	f, err := s.q.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Version: "v-test"}
+	code := Main(context.Background(), env, args)
+	return out.String(), errb.String(), code
+}
+
+func TestExitCodes(t *testing.T) {
+	s := newSetup(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{"no command", nil, ExitBadInput, "usage"},
+		{"unknown command", []string{"explode"}, ExitBadInput, "unknown command"},
+		{"version", []string{"version"}, ExitOK, "deploy-agent v-test"},
+		{"missing config", []string{"--config", "/nonexistent.yaml", "deploy", "--image", "x"}, ExitBadInput, "no such file"},
+		{"foreign image", []string{"--config", s.config, "deploy", "--image", "example.com/other/chat:v1"}, ExitBadInput, "not in the repository"},
+		{"no image", []string{"deploy", "--config", s.config}, ExitBadInput, "no image given"},
+		{"agent not running", []string{"--config", s.config, "deploy", "--image", "example.com/team/chat:v1"}, ExitNoAgent, "systemctl start deploy-agent"},
+		{"rollback without previous", []string{"--config", s.config, "rollback"}, ExitBadInput, "no previous release"},
+		{"history empty", []string{"--config", s.config, "history", "--json"}, ExitOK, "[]"},
+		{"bad flag", []string{"--config", s.config, "history", "--bogus"}, ExitBadInput, "bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := run(t, tt.args...)
+			if code != tt.wantCode || !strings.Contains(out+errOut, tt.wantOut) {
+				t.Errorf("exit %d, output %q; want %d containing %q", code, out+errOut, tt.wantCode, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestDeployBusyAndQueued(t *testing.T) {
+	s := newSetup(t)
+	s.agentUp(t)
+	store := state.Store{Dir: s.stateDir}
+	store.SaveProgress(&state.Progress{Record: state.Record{ID: "20261123T050000Z-12345678", Image: "example.com/team/chat:v1", Started: time.Now()}, Step: "health"})
+	_, errOut, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v2")
+	if code != ExitBusy || !strings.Contains(errOut, "20261123T050000Z-12345678") || !strings.Contains(errOut, "health") {
+		t.Errorf("deploy while one runs: exit %d %q, want 3 naming the running deploy and its step", code, errOut)
+	}
+	store.ClearProgress()
+
+	out, _, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v2", "--wait=false")
+	if code != ExitOK || !strings.Contains(out, "queued deploy") {
+		t.Fatalf("deploy --wait=false: exit %d %q", code, out)
+	}
+	ids, _ := s.q.Pending()
+	if len(ids) != 1 {
+		t.Fatalf("pending = %v, want one request", ids)
+	}
+	if _, errOut, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v3"); code != ExitBusy || !strings.Contains(errOut, ids[0]) {
+		t.Errorf("deploy while one is queued: exit %d %q", code, errOut)
+	}
+	s.q.Remove(ids[0])
+
+	// --wait follows events and exits with the result's code.
+	go func() {
+		for {
+			ids, _ := s.q.Pending()
+			if len(ids) == 1 {
+				s.q.Remove(ids[0])
+				s.q.AppendEvent(ids[0], queue.Event{At: time.Now(), Step: "validate", Status: "started", Detail: "x"})
+				s.q.WriteResult(queue.Result{ID: ids[0], Result: "failed", Exit: 1, Message: "health gate: boom"})
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	out, errOut, code = run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v4")
+	if code != ExitFailed || !strings.Contains(out, "validate") || !strings.Contains(errOut, "health gate: boom") {
+		t.Errorf("deploy --wait: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+
+	_, errOut, code = run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v5", "--timeout", "200ms")
+	if code != ExitNoAgent || !strings.Contains(errOut, "timed out") {
+		t.Errorf("deploy --timeout: exit %d %q, want 4 timed out", code, errOut)
+	}
+}

@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/queue"
+)
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines to log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func writeConfig(t *testing.T, path, stateDir, extra string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`state_dir: %s
+app:
+  repository: example.com/team/chat
+proxy:
+  mode: host
+  test_command: ["true"]
+  reload_command: ["true"]
+  output: %s/nginx/upstream.conf
+%s`, stateDir, stateDir, extra)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunServesQueueReloadsAndShutsDown runs the daemon without a reachable engine: it must still
+// write the placeholder upstream, reject a garbage request with a result, keep its config when a
+// new one is invalid, refuse a second daemon, and return nil when its context ends.
+func TestRunServesQueueReloadsAndShutsDown(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-docker.sock"))
+	t.Setenv("NOTIFY_SOCKET", "")
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	writeConfig(t, cfgPath, stateDir, "")
+	q := queue.Queue{StateDir: stateDir}
+	if err := q.Init(); err != nil {
+		t.Fatal(err)
+	}
+	garbage := queue.NewID(time.Now())
+	if err := os.WriteFile(filepath.Join(q.QueueDir(), garbage+".json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &syncBuffer{}
+	dm := &Daemon{ConfigPath: cfgPath, Log: slog.New(slog.NewJSONHandler(logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- dm.Run(ctx) }()
+
+	waitFor(t, "the garbage request's result", func() bool {
+		r, err := q.ReadResult(garbage)
+		return err == nil && r.Exit == 2 && r.Result == "rejected"
+	})
+	waitFor(t, "the garbage request file to go", func() bool { return !q.Has(garbage) })
+	upstream, err := os.ReadFile(filepath.Join(stateDir, "nginx", "upstream.conf"))
+	if err != nil || !bytes.Contains(upstream, []byte("upstream chat")) {
+		t.Errorf("placeholder upstream = %q, %v", upstream, err)
+	}
+	if !q.AgentRunning() {
+		t.Error("agent lock not held while running")
+	}
+	second := &Daemon{ConfigPath: cfgPath, Log: slog.New(slog.DiscardHandler)}
+	if err := second.Run(ctx); !errors.Is(err, queue.ErrLocked) {
+		t.Errorf("second daemon Run = %v, want ErrLocked", err)
+	}
+
+	// A file dropped in later is picked up through fsnotify (or the rescan).
+	late := queue.NewID(time.Now())
+	os.WriteFile(filepath.Join(q.QueueDir(), late+".json"), bytes.Repeat([]byte("x"), queue.MaxRequestBytes+1), 0o600)
+	waitFor(t, "the oversized request's result", func() bool {
+		r, err := q.ReadResult(late)
+		return err == nil && strings.Contains(r.Message, "larger than")
+	})
+
+	if err := os.WriteFile(cfgPath, []byte("state_dir: /x\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the invalid config to be rejected", func() bool {
+		return strings.Contains(logs.String(), "config change rejected") && strings.Contains(logs.String(), "unknown key bogus")
+	})
+	writeConfig(t, cfgPath, stateDir, "  check_url: http://127.0.0.1:9/healthz\n")
+	waitFor(t, "the valid config to be applied", func() bool {
+		return strings.Contains(logs.String(), "config and template reloaded")
+	})
+
+	// SIGHUP reloads too (systemctl reload deploy-agent).
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the SIGHUP reload", func() bool {
+		return strings.Contains(logs.String(), "SIGHUP: reloading")
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if q.AgentRunning() {
+		t.Error("agent lock still held after Run returned")
+	}
+}
+
+func TestRunInvalidConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(p, []byte("app: {repository: x/y}\nproxy: {mode: nope}\n"), 0o600)
+	err := (&Daemon{ConfigPath: p, Log: slog.New(slog.DiscardHandler)}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "proxy.mode") {
+		t.Errorf("Run with invalid config = %v", err)
+	}
+}

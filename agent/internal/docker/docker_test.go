@@ -1,0 +1,170 @@
+package docker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/pkg/authconfig"
+)
+
+// fakeEngine answers the few Engine API calls under test like a 1.41 engine and records bodies.
+func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
+	t.Helper()
+	bodies := map[string][]byte{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		path := r.URL.Path
+		if i := strings.Index(path[1:], "/"); strings.HasPrefix(path, "/v1.") && i > 0 {
+			path = path[i+1:]
+		}
+		b, _ := io.ReadAll(r.Body)
+		bodies[r.Method+" "+path] = b
+		switch {
+		case path == "/_ping":
+			w.Write([]byte("OK"))
+		case path == "/containers/create":
+			if r.URL.Query().Get("name") != "app-blue" {
+				http.Error(w, `{"message":"bad name"}`, 400)
+				return
+			}
+			w.Write([]byte(`{"Id":"abc123","Warnings":[]}`))
+		case strings.HasPrefix(path, "/images/") && strings.HasSuffix(path, "/json"):
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"message":"No such image"}`))
+		case path == "/containers/app-blue/kill":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.Error(w, `{"message":"unexpected `+path+`"}`, 500)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bodies
+}
+
+func TestCreateContainerIsHardened(t *testing.T) {
+	c, bodies := fakeEngine(t)
+	id, err := c.CreateContainer(context.Background(), Spec{
+		Name: "app-blue", Image: "sha256:1111", Labels: map[string]string{"mywebchat.color": "blue"},
+		Env: []string{"APP_COLOR=blue"}, HostPort: 8081, ContainerPort: 8080, MemoryBytes: 256 << 20,
+		Binds: map[string]string{"/var/lib/x/handover/app": "/handover"}, StopTimeout: 30 * time.Second,
+	})
+	if err != nil || id != "abc123" {
+		t.Fatalf("CreateContainer = %q, %v", id, err)
+	}
+	var req struct {
+		Image       string
+		Env         []string
+		Labels      map[string]string
+		StopTimeout int
+		HostConfig  struct {
+			ReadonlyRootfs bool
+			CapDrop        []string
+			SecurityOpt    []string
+			Tmpfs          map[string]string
+			Memory         int64
+			RestartPolicy  struct{ Name string }
+			PortBindings   map[string][]struct{ HostIp, HostPort string }
+			Mounts         []struct{ Type, Source, Target string }
+		}
+	}
+	if err := json.Unmarshal(bodies["POST /containers/create"], &req); err != nil {
+		t.Fatal(err)
+	}
+	hc := req.HostConfig
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"image by ID", req.Image == "sha256:1111"},
+		{"read-only root", hc.ReadonlyRootfs},
+		{"cap-drop ALL", len(hc.CapDrop) == 1 && hc.CapDrop[0] == "ALL"},
+		{"no-new-privileges", len(hc.SecurityOpt) == 1 && hc.SecurityOpt[0] == "no-new-privileges"},
+		{"tmpfs /tmp", hc.Tmpfs["/tmp"] != ""},
+		{"memory", hc.Memory == 256<<20},
+		{"restart unless-stopped", hc.RestartPolicy.Name == "unless-stopped"},
+		{"published on loopback", len(hc.PortBindings["8080/tcp"]) == 1 && hc.PortBindings["8080/tcp"][0].HostIp == "127.0.0.1" && hc.PortBindings["8080/tcp"][0].HostPort == "8081"},
+		{"handover bind", len(hc.Mounts) == 1 && hc.Mounts[0].Type == "bind" && hc.Mounts[0].Target == "/handover"},
+		{"stop timeout", req.StopTimeout == 30},
+		{"labels", req.Labels["mywebchat.color"] == "blue"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: not set in %s", c.name, bodies["POST /containers/create"])
+		}
+	}
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	c, _ := fakeEngine(t)
+	if _, err := c.InspectImage(context.Background(), "example.com/x:v1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("InspectImage(missing) = %v, want ErrNotFound", err)
+	}
+	if err := c.Signal(context.Background(), "app-blue", "HUP"); err != nil {
+		t.Errorf("Signal = %v", err)
+	}
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "none.sock"))
+	dead, _ := New()
+	if _, err := dead.Ping(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("Ping(no engine) = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestRegistryAuth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("bot:s3cret-token"))
+	tests := []struct {
+		name, path, host, wantUser, wantErr string
+	}{
+		{"docker config", write("config.json", `{"auths":{"ghcr.io":{"auth":"`+basic+`"}}}`), "ghcr.io", "bot", ""},
+		{"docker config other host", filepath.Join(dir, "config.json"), "quay.io", "", ""},
+		{"single object", write("single.json", `{"username":"u","password":"p"}`), "ghcr.io", "u", ""},
+		{"missing file", filepath.Join(dir, "none.json"), "ghcr.io", "", ""},
+		{"not json", write("bad.json", `s3cret-token`), "ghcr.io", "", "not valid JSON"},
+		{"bad auth", write("badauth.json", `{"auths":{"ghcr.io":{"auth":"s3cret-token!"}}}`), "ghcr.io", "", "not base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc, err := RegistryAuth(tt.path, tt.host)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("err = %v, want %q and no secret in it", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantUser == "" {
+				if enc != "" {
+					t.Errorf("auth = %q, want anonymous", enc)
+				}
+				return
+			}
+			ac, err := authconfig.Decode(enc)
+			if err != nil || ac.Username != tt.wantUser || ac.ServerAddress != tt.host {
+				t.Errorf("decoded = %+v, %v", ac, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+//go:build integration
+
+package deploytest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeToken is what the fake `aws ssm get-parameter` returns; it must reach
+// `docker login` on stdin and appear nowhere else.
+const fakeToken = "ghp_deliveryTestToken0123456789abcdefXYZ"
+
+// installStubs stand in for the host's tools inside a throwaway container:
+// they record their arguments and, for `docker login`, what came on stdin.
+var installStubs = map[string]string{
+	"docker": `#!/bin/sh
+echo "docker $*" >>/tmp/calls
+case "$1" in
+login)
+	cat >/tmp/login-stdin
+	mkdir -p "$DOCKER_CONFIG"
+	printf '{"auths":{"ghcr.io":{"auth":"eA=="}}}' >"$DOCKER_CONFIG/config.json"
+	;;
+esac
+`,
+	"aws": `#!/bin/sh
+echo "aws $*" >>/tmp/calls
+printf '%s\n' "` + fakeToken + `"
+`,
+	"systemctl": `#!/bin/sh
+echo "systemctl $*" >>/tmp/calls
+case "$1" in is-active) exit 3 ;; esac
+`,
+	"curl": `#!/bin/sh
+echo "curl $*" >>/tmp/calls
+exit 7
+`,
+	"deploy-agent": `#!/bin/sh
+echo "deploy-agent $*" >>/tmp/calls
+case "$1" in version) echo stub-1 ;; esac
+`,
+}
+
+// installCheck runs install.sh twice the way a re-run on a host would, with
+// an operator's edit in between, and checks the host it leaves behind.
+const installCheck = `set -eu
+fail() { echo "CHECK FAILED: $*"; exit 1; }
+export PATH=/stubs:$PATH MYWEBCHAT_OWNER=acme AWS_REGION=eu-west-1 AGENT_BINARY=/stubs/deploy-agent
+sh /bundle/deploy/install.sh >/tmp/out1 2>&1 || { cat /tmp/out1; fail "first run"; }
+grep -q 'ghcr.io/acme/mywebchat-app' /etc/deploy-agent/agent.yaml || fail "agent.yaml does not name ghcr.io/acme"
+[ "$(stat -c %a /etc/deploy-agent/agent.yaml)" = 600 ] || fail "agent.yaml mode"
+[ "$(stat -c %a /etc/deploy-agent)" = 700 ] || fail "/etc/deploy-agent mode"
+[ "$(stat -c %a /etc/deploy-agent/docker/config.json)" = 600 ] || fail "registry auth mode"
+[ -f /etc/deploy-agent/registry-auth.json ] || fail "registry-auth.json missing"
+[ "$(cat /tmp/login-stdin)" = "` + fakeToken + `" ] || fail "docker login did not get the token on stdin"
+grep -q -- '--with-decryption' /tmp/calls || fail "aws ssm get-parameter without --with-decryption"
+grep -q -- 'login ghcr.io --username acme --password-stdin' /tmp/calls || fail "docker login not via --password-stdin"
+for u in deploy-agent mywebchat-nginx mywebchat-redis; do [ -f /etc/systemd/system/$u.service ] || fail "unit $u"; done
+[ -x /usr/local/bin/deploy-agent ] || fail "agent binary"
+[ -x /usr/local/sbin/mywebchat-nginx-update ] || fail "nginx update script"
+grep -q '^NGINX_IMAGE=ghcr.io/acme/mywebchat-nginx:latest$' /etc/mywebchat/nginx.env || fail "nginx.env"
+[ -x /etc/letsencrypt/renewal-hooks/deploy/mywebchat-nginx-reload ] || fail "certbot deploy hook"
+grep -q 'systemctl restart deploy-agent.service' /tmp/calls || fail "first run did not start the agent"
+grep -q 'CHAT_REDIS_URL' /etc/deploy-agent/agent.yaml && fail "CHAT_REDIS_URL kept without Redis"
+echo '# operator edit' >>/etc/deploy-agent/agent.yaml
+: >/tmp/calls
+sh /bundle/deploy/install.sh >/tmp/out2 2>&1 || { cat /tmp/out2; fail "second run"; }
+grep -q '# operator edit' /etc/deploy-agent/agent.yaml || fail "re-run overwrote agent.yaml"
+grep -q 'daemon-reload' /tmp/calls && fail "re-run reloaded unchanged units"
+grep -q 'systemctl restart deploy-agent' /tmp/calls && fail "re-run restarted an unchanged agent"
+grep -q 'systemctl start deploy-agent.service' /tmp/calls || fail "re-run did not ensure the agent runs"
+if grep -rq "` + fakeToken + `" /tmp/out1 /tmp/out2 /tmp/calls; then fail "the token leaked into output or argv"; fi
+echo ALL-CHECKS-PASSED
+`
+
+// TestInstallScript runs deploy/install.sh in a throwaway Debian container
+// with stand-ins for docker, aws, systemctl and the agent: it must lay out
+// the host, pass the GHCR token only on stdin, and be idempotent.
+func TestInstallScript(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if _, err := docker(ctx, "info", "--format", "{{.ServerVersion}}"); err != nil {
+		t.Fatalf("docker engine unreachable (run scripts/setup.sh): %v", err)
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := t.TempDir()
+	for name, body := range installStubs {
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := "mywebchat-delivery-test-install-" + randSuffix(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		docker(ctx, "rm", "-f", name)
+	})
+	out, err := docker(ctx, "run", "--rm", "--name", name, "--network", "none",
+		"-v", root+":/bundle:ro", "-v", stubs+":/stubs:ro",
+		envOr("NGINX_IMAGE", "mywebchat/debian-base:local"), "sh", "-c", installCheck)
+	if err != nil || !strings.Contains(out, "ALL-CHECKS-PASSED") {
+		t.Fatalf("install.sh checks: %v\n%s", err, out)
+	}
+}
