@@ -49,6 +49,8 @@ test-unit:
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./chatserver/internal/chat
+	$(GO) test -run '^$$' -fuzz '^FuzzRenderNoInjection$$' -fuzztime $(FUZZTIME) ./agent/internal/nginx
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agent/internal/config
 
 ## test-js: unit tests of the page's pure logic (protocol, outbox, backoff, physics).
 test-js:

@@ -128,7 +128,8 @@ func (p *proc) signal(sig syscall.Signal) {
 	select {
 	case <-p.done:
 	default:
-		_ = p.cmd.Process.Signal(sig)
+		// The whole group: nginx's workers go with their master.
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	}
 }
 

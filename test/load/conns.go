@@ -124,8 +124,9 @@ func (d *dialer) openGorilla(ctx context.Context, recv recvFunc) (conn, error) {
 	}
 	g := &gorillaConn{ws: ws}
 	go func() {
+		var buf bytes.Buffer
 		for {
-			_, data, err := ws.ReadMessage()
+			data, err := readFrame(ws, &buf)
 			if err != nil {
 				return
 			}
@@ -195,8 +196,9 @@ func (d *dialer) openLite(ctx context.Context, i int, recv recvFunc) (conn, erro
 		}
 	}
 	go func() {
+		var buf bytes.Buffer
 		for {
-			_, data, err := ws.ReadMessage()
+			data, err := readFrame(ws, &buf)
 			if err != nil {
 				return
 			}
@@ -224,3 +226,17 @@ func (l *liteConn) send(text string) {
 }
 
 func (l *liteConn) close() { _ = l.ws.Close() }
+
+// readFrame reads one message into buf, reusing its memory: both protocols'
+// receivers use it, so neither pays for garbage the other does not.
+func readFrame(ws *websocket.Conn, buf *bytes.Buffer) ([]byte, error) {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

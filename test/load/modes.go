@@ -75,6 +75,7 @@ func fanout(ctx context.Context, o options) error {
 	rssIdle, _ := rssKB(pid)
 
 	cpu0, _ := cpuSeconds(pid)
+	self0, _ := cpuSeconds(os.Getpid())
 	measuring.Store(true)
 	windowStart.Store(time.Now().UnixNano())
 	// Send what the rate owes by now on every tick, so a starved sender
@@ -102,6 +103,7 @@ loop:
 	time.Sleep(2 * time.Second) // in-flight deliveries
 	measuring.Store(false)
 	cpu1, _ := cpuSeconds(pid)
+	self1, _ := cpuSeconds(os.Getpid())
 	serverCPU := cpu1 - cpu0
 
 	var all []time.Duration
@@ -144,6 +146,7 @@ loop:
 		"rss_kb_per_conn_idle":        float64(rssIdle-rss0) / float64(o.n),
 		"cpus":                        runtime.NumCPU(),
 		"server_cpu_s":                serverCPU,
+		"client_cpu_s":                self1 - self0,
 		"deliveries_per_server_cpu_s": int(float64(len(all)) / max(serverCPU, 0.01)),
 	})
 	return nil

@@ -188,6 +188,10 @@ func newHost(t *testing.T, o hostOpts) *host {
 	if h.startTmout == "" {
 		h.startTmout = "20s"
 	}
+	// Pruning in an earlier test may have removed v1's tag in our repository; imgKeep holds it.
+	if out, err := exec.Command("docker", "tag", imgKeep, imgV1).CombinedOutput(); err != nil {
+		t.Fatalf("tag %s: %v %s", imgV1, err, out)
+	}
 	h.stateDir = filepath.Join(h.dir, "state")
 	h.config = filepath.Join(h.dir, "agent.yaml")
 	h.template = filepath.Join(h.dir, "upstream.conf.tmpl")

@@ -18,26 +18,31 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
-// overhead is the agent's own time in a deploy: everything but container start and health gate.
-func overhead(r state.Record) (total, engine, agent time.Duration) {
+// overhead splits a deploy's time: the container's own start and health gate, the old color's
+// exit after SIGTERM (drain, bounded by drain_timeout), and the rest, which is the agent's own.
+func overhead(r state.Record) (total, engine, drain, agent time.Duration) {
 	total = r.Finished.Sub(r.Started)
 	for _, s := range r.Steps {
-		if s.Name == deploy.StepStart || s.Name == deploy.StepHealth {
+		switch s.Name {
+		case deploy.StepStart, deploy.StepHealth:
 			engine += time.Duration(s.MS) * time.Millisecond
+		case deploy.StepDrain:
+			drain += time.Duration(s.MS) * time.Millisecond
 		}
 	}
-	return total, engine, total - engine
+	return total, engine, drain, total - engine - drain
 }
 
 func logSteps(t *testing.T, label string, r state.Record) {
 	t.Helper()
-	total, engine, agent := overhead(r)
+	total, engine, drain, agent := overhead(r)
 	var parts []string
 	for _, s := range r.Steps {
 		parts = append(parts, fmt.Sprintf("%s=%dms", s.Name, s.MS))
 	}
-	t.Logf("%s: total %s, container start+health %s, agent overhead %s; steps: %s", label, total.Round(time.Millisecond),
-		engine.Round(time.Millisecond), agent.Round(time.Millisecond), strings.Join(parts, " "))
+	t.Logf("%s: total %s, container start+health %s, old color exit %s, agent overhead %s (with drain %s); steps: %s",
+		label, total.Round(time.Millisecond), engine.Round(time.Millisecond), drain.Round(time.Millisecond),
+		agent.Round(time.Millisecond), (agent + drain).Round(time.Millisecond), strings.Join(parts, " "))
 }
 
 func assertServing(t *testing.T, h *host, color string) {
@@ -104,8 +109,9 @@ func TestHostMode(t *testing.T) {
 	recs := h.history()
 	logSteps(t, "deploy v2 (image present)", recs[1])
 	logSteps(t, "deploy v3 (image present)", recs[0])
-	if _, _, agent := overhead(recs[0]); agent > 2*time.Second+5*time.Second /* verify bound */ {
-		t.Errorf("agent overhead %s is far beyond target", agent)
+	// The target is 2 s on a quiet host; the bound here leaves room for a loaded shared machine.
+	if _, _, _, agent := overhead(recs[0]); agent > 5*time.Second {
+		t.Errorf("agent overhead %s is far beyond the 2 s target", agent)
 	}
 
 	// Pruning with keep_releases 1: v1's image is no longer used by any container (blue now runs

@@ -88,6 +88,30 @@ func defaultConfig(env Env) string {
 	return "/etc/deploy-agent/agent.yaml"
 }
 
+// parse parses args, then fills every flag not given on the command line from its env fallback
+// DEPLOY_AGENT_<NAME> (upper case, dashes as underscores). A malformed env value is an error.
+func parse(fs *flag.FlagSet, env Env, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || f.Name == "config" || err != nil {
+			return // --config's env fallback is its default already
+		}
+		name := "DEPLOY_AGENT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env.Getenv(name); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+				fmt.Fprintln(env.Stderr, "deploy-agent:", err)
+			}
+		}
+	})
+	return err
+}
+
 // newFlags returns a FlagSet with the shared --config flag.
 func newFlags(env Env, name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("deploy-agent "+name, flag.ContinueOnError)

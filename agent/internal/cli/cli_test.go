@@ -46,8 +46,13 @@ func (s setup) agentUp(t *testing.T) {
 
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runEnv(t, nil, args...)
+}
+
+func runEnv(t *testing.T, vars map[string]string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Version: "v-test"}
+	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }, Version: "v-test"}
 	code := Main(context.Background(), env, args)
 	return out.String(), errb.String(), code
 }
@@ -126,5 +131,25 @@ func TestDeployBusyAndQueued(t *testing.T) {
 	_, errOut, code = run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v5", "--timeout", "200ms")
 	if code != ExitNoAgent || !strings.Contains(errOut, "timed out") {
 		t.Errorf("deploy --timeout: exit %d %q, want 4 timed out", code, errOut)
+	}
+}
+
+func TestFlagEnvFallback(t *testing.T) {
+	s := newSetup(t)
+	store := state.Store{Dir: s.stateDir}
+	for _, id := range []string{"20261123T050000Z-00000001", "20261123T050000Z-00000002", "20261123T050000Z-00000003"} {
+		store.Append(state.Record{ID: id, Result: state.Succeeded})
+	}
+	out, _, code := runEnv(t, map[string]string{"DEPLOY_AGENT_CONFIG": s.config, "DEPLOY_AGENT_N": "1", "DEPLOY_AGENT_JSON": "true"}, "history")
+	if code != ExitOK || strings.Count(out, `"id"`) != 1 || !strings.Contains(out, "00000003") {
+		t.Errorf("history from env: exit %d %q, want JSON with the newest record only", code, out)
+	}
+	out, _, code = runEnv(t, map[string]string{"DEPLOY_AGENT_CONFIG": s.config, "DEPLOY_AGENT_N": "1"}, "history", "-n", "2")
+	if code != ExitOK || strings.Count(out, "succeeded") != 2 {
+		t.Errorf("flag must win over env: exit %d %q", code, out)
+	}
+	_, errOut, code := runEnv(t, map[string]string{"DEPLOY_AGENT_TIMEOUT": "soon"}, "--config", s.config, "deploy", "--image", "example.com/team/chat:v1")
+	if code != ExitBadInput || !strings.Contains(errOut, "DEPLOY_AGENT_TIMEOUT") {
+		t.Errorf("malformed env: exit %d %q, want 2 naming the variable", code, errOut)
 	}
 }

@@ -24,7 +24,7 @@ func runDeploy(ctx context.Context, env Env, args []string) int {
 	image := fs.String("image", "", "image reference in app.repository, by tag or digest (required)")
 	wait := fs.Bool("wait", true, "follow the deploy and exit with its result")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long --wait waits")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	if fs.NArg() > 0 {
@@ -47,7 +47,7 @@ func runRollback(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "rollback")
 	wait := fs.Bool("wait", true, "follow the rollback and exit with its result")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long --wait waits")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	cfg, err := config.Load(*configPath)

@@ -14,7 +14,7 @@ func runHistory(_ context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "history")
 	asJSON := fs.Bool("json", false, "print a JSON array of deploy records")
 	n := fs.Int("n", 20, "how many records, newest first (0: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	cfg, err := config.Load(*configPath)

@@ -12,7 +12,7 @@ import (
 
 func runDaemon(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "run")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	log := newLogger(env).With("version", env.Version)

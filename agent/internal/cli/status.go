@@ -16,7 +16,7 @@ import (
 func runStatus(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "status")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	cfg, err := config.Load(*configPath)

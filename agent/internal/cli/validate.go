@@ -15,7 +15,7 @@ import (
 // runValidate checks everything a deploy will need without changing anything.
 func runValidate(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "validate")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, env, args); err != nil {
 		return ExitBadInput
 	}
 	cfg, err := config.Load(*configPath)

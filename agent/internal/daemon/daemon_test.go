@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,7 +69,27 @@ proxy:
 // new one is invalid, refuse a second daemon, and return nil when its context ends.
 func TestRunServesQueueReloadsAndShutsDown(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-docker.sock"))
-	t.Setenv("NOTIFY_SOCKET", "")
+	// systemd's notify socket: the daemon must send READY=1, WATCHDOG=1 and STOPPING=1.
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	notes := &syncBuffer{}
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			notes.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "100000")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
 	cfgPath := filepath.Join(dir, "agent.yaml")
@@ -124,6 +146,10 @@ func TestRunServesQueueReloadsAndShutsDown(t *testing.T) {
 		return strings.Contains(logs.String(), "config and template reloaded")
 	})
 
+	waitFor(t, "READY=1 and WATCHDOG=1 on the notify socket", func() bool {
+		return strings.Contains(notes.String(), "READY=1") && strings.Contains(notes.String(), "WATCHDOG=1")
+	})
+
 	// SIGHUP reloads too (systemctl reload deploy-agent).
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "the SIGHUP reload", func() bool {
@@ -142,6 +168,7 @@ func TestRunServesQueueReloadsAndShutsDown(t *testing.T) {
 	if q.AgentRunning() {
 		t.Error("agent lock still held after Run returned")
 	}
+	waitFor(t, "STOPPING=1", func() bool { return strings.Contains(notes.String(), "STOPPING=1") })
 }
 
 func TestRunInvalidConfig(t *testing.T) {

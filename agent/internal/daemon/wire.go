@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/deploy"
@@ -35,12 +36,15 @@ func NewProxy(cfg *config.Config, dc *docker.Client, log *slog.Logger) *nginx.Co
 // with the built-in template when none is configured or the file is not installed.
 func Renderer(cfg *config.Config, log *slog.Logger) func(nginx.Site) ([]byte, error) {
 	path := cfg.Proxy.Template
+	var warned atomic.Bool // say it once per config, not at every reconcile
 	return func(s nginx.Site) ([]byte, error) {
 		if path == "" {
 			return nginx.Render(nginxtemplates.FS, nginxtemplates.Upstream, s)
 		}
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			log.Warn("template file missing; using the built-in template", "path", path)
+			if !warned.Swap(true) {
+				log.Warn("template file missing; using the built-in template", "path", path)
+			}
 			return nginx.Render(nginxtemplates.FS, nginxtemplates.Upstream, s)
 		}
 		return nginx.Render(os.DirFS(filepath.Dir(path)), filepath.Base(path), s)

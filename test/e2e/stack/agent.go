@@ -24,7 +24,7 @@ type Agent struct {
 	BluePort   int
 	GreenPort  int
 	Nginx      *Nginx
-	Verify     time.Duration // app.verify; zero means 2s
+	Verify     time.Duration // app.verify; zero means 5s, as in deploy/agent.yaml
 	Drain      time.Duration // app.drain_timeout; zero means 30s
 
 	daemon *exec.Cmd
@@ -61,7 +61,7 @@ func (a *Agent) Name() string { return "deploy-agent" }
 func (a *Agent) WriteConfig() error {
 	verify, drain := a.Verify, a.Drain
 	if verify == 0 {
-		verify = 2 * time.Second
+		verify = 5 * time.Second
 	}
 	if drain == 0 {
 		drain = 30 * time.Second
@@ -73,7 +73,7 @@ app:
   repository: %s
   container_port: 8080
   colors: {blue: {port: %d}, green: {port: %d}}
-  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: 2, start_timeout: 10s}
+  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: 2, start_timeout: 20s}
   drain_timeout: %s
   verify: %s
   keep_releases: 5

@@ -83,6 +83,7 @@ func Analyze(records []Record) Report {
 	}
 	rep := Report{Clients: len(records), Rooms: len(rooms)}
 	var gaps []time.Duration
+	var problems []ClientReport
 	for _, rec := range records {
 		cr := judge(rec, sentByRoom[rec.Room])
 		rep.Sent += len(rec.Sent)
@@ -100,10 +101,15 @@ func Analyze(records []Record) Report {
 			rep.ClientsErrored++
 		}
 		gaps = append(gaps, cr.Gaps...)
-		if (cr.Lost > 0 || cr.Doubled > 0 || cr.Unacked > 0 || cr.OutboxLen > 0 || len(cr.Errors) > 0 || cr.UnresolvedGaps > 0) && len(rep.Worst) < 5 {
-			rep.Worst = append(rep.Worst, cr)
+		if cr.Lost > 0 || cr.Doubled > 0 || cr.Unacked > 0 || cr.OutboxLen > 0 || len(cr.Errors) > 0 || cr.UnresolvedGaps > 0 {
+			problems = append(problems, cr)
 		}
 	}
+	// The worst first: lost or doubled messages matter more than errors.
+	slices.SortStableFunc(problems, func(a, b ClientReport) int {
+		return (b.Lost + b.Doubled + b.Unacked + b.OutboxLen) - (a.Lost + a.Doubled + a.Unacked + a.OutboxLen)
+	})
+	rep.Worst = problems[:min(5, len(problems))]
 	if len(gaps) > 0 {
 		slices.Sort(gaps)
 		rep.GapP50 = gaps[int(0.5*float64(len(gaps)-1)+0.5)]

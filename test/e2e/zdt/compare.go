@@ -11,7 +11,7 @@ import (
 // Compare sets up one Env and runs the named scenarios ("agent",
 // "stop-and-run", "bluegreen") one after the other on the same load, then
 // writes the table and the details to w.
-func Compare(ctx context.Context, l Load, which []string, faults string, faultLoad Load, engineRestart string, w io.Writer, log *slog.Logger) error {
+func Compare(ctx context.Context, l Load, which []string, faults string, only []string, faultLoad Load, engineRestart string, w io.Writer, log *slog.Logger) error {
 	env, err := Setup(ctx, slices.Contains(which, "agent") || faults != "none")
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func Compare(ctx context.Context, l Load, which []string, faults string, faultLo
 	if faults == "none" {
 		return nil
 	}
-	rs, err := RunFaults(ctx, env, faultLoad, faults == "short", engineRestart, logf)
+	rs, err := RunFaults(ctx, env, faultLoad, faults == "short", only, engineRestart, logf)
 	fmt.Fprintln(w)
 	fmt.Fprint(w, FaultTable(rs))
 	return err

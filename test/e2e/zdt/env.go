@@ -37,11 +37,13 @@ func Setup(ctx context.Context, withAgent bool) (*Env, error) {
 	repo := "mywebchat/e2e-app"
 	e := &Env{
 		Root: root, Prefix: "e2e-" + id, Dir: dir,
+		// Tags are unique per run, so concurrent runs on one engine never
+		// retag each other's images; Close removes them.
 		Images: stack.Images{
-			Repository: repo, A: repo + ":a", B: repo + ":b",
-			NeverHealthy: repo + ":fault-never-healthy", Crash: repo + ":fault-crash", WrongColor: repo + ":fault-wrong-color",
-			ForeignImage: "mywebchat/e2e-foreign:x",
-			Nginx:        "mywebchat/e2e-nginx:dev", GoImage: envOr("GO_IMAGE", "mywebchat/go-builder:local"),
+			Repository: repo, A: repo + ":" + id + "-a", B: repo + ":" + id + "-b",
+			NeverHealthy: repo + ":" + id + "-never-healthy", Crash: repo + ":" + id + "-crash",
+			WrongColor: repo + ":" + id + "-wrong-color", ForeignImage: "mywebchat/e2e-foreign:" + id,
+			Nginx: "mywebchat/e2e-nginx:" + id, GoImage: envOr("GO_IMAGE", "mywebchat/go-builder:local"),
 			NginxBaseName: envOr("NGINX_IMAGE", "mywebchat/debian-base:local"),
 		},
 	}
@@ -69,6 +71,9 @@ func (e *Env) Close() {
 	defer cancel()
 	names, _ := stack.ContainersWithPrefix(ctx, e.Prefix+"-")
 	stack.RemoveContainers(append(names, e.containers...)...)
+	im := e.Images
+	// Untag only; layers shared with other images stay.
+	_, _ = stack.Docker(ctx, "rmi", im.A, im.B, im.NeverHealthy, im.Crash, im.WrongColor, im.ForeignImage, im.Nginx)
 	os.RemoveAll(e.Dir)
 }
 

@@ -376,6 +376,10 @@ func twoAtOnce(ctx context.Context, f *FaultEnv) FaultResult {
 }
 
 func deployDuringRollback(ctx context.Context, f *FaultEnv) FaultResult {
+	// A rollback needs a previous release.
+	if dr := f.agent().Deploy(ctx, f.other(ctx)); dr.Exit != 0 {
+		return FaultResult{Name: "deploy during a rollback", Detail: fmt.Sprintf("preparing deploy exited %d: %s", dr.Exit, lastLine(dr.Output))}
+	}
 	return concurrent(ctx, f, "deploy during a rollback", func() stack.DeployResult { return f.agent().Command(ctx, "rollback") })
 }
 
@@ -613,7 +617,8 @@ var (
 
 // RunFaults prepares a fresh agent scenario and runs the faults (only the
 // short ones when short), each under the load l, logging as it goes.
-func RunFaults(ctx context.Context, env *Env, l Load, short bool, engineRestart string, log func(string, ...any)) ([]FaultResult, error) {
+// only, when not empty, keeps the faults whose name contains one of its entries.
+func RunFaults(ctx context.Context, env *Env, l Load, short bool, only []string, engineRestart string, log func(string, ...any)) ([]FaultResult, error) {
 	s, err := env.AgentScenario(ctx, "fa")
 	if err != nil {
 		return nil, err
@@ -630,7 +635,7 @@ func RunFaults(ctx context.Context, env *Env, l Load, short bool, engineRestart 
 	}
 	var out []FaultResult
 	for _, fl := range faults {
-		if short && !fl.Short {
+		if short && !fl.Short || !selected(fl.Name, only) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -710,4 +715,18 @@ func engineRestart(ctx context.Context, f *FaultEnv) FaultResult {
 		res.Detail += " — the agent exited: " + f.agent().LogTail(10)
 	}
 	return res
+}
+
+func selected(name string, only []string) bool {
+	filtered := false
+	for _, o := range only {
+		if o == "" {
+			continue
+		}
+		filtered = true
+		if strings.Contains(name, o) {
+			return true
+		}
+	}
+	return !filtered
 }

@@ -31,6 +31,7 @@ func main() {
 	which := flag.String("scenarios", "agent,stop-and-run,bluegreen", "comma list of agent, stop-and-run, bluegreen")
 	faults := flag.String("faults", "all", "fault scenarios after the comparison: all, short or none")
 	engine := flag.String("engine-restart", "", `shell command that restarts the Docker engine (e.g. "systemctl restart docker"); the fault is skipped without it`)
+	only := flag.String("only", "", "comma list: run only the faults whose name contains one of these")
 	var fl zdt.Load
 	flag.IntVar(&fl.Rate, "fault-rate", 200, "HTTP requests per second during the fault scenarios")
 	flag.IntVar(&fl.Clients, "fault-clients", 20, "WebSocket clients during the fault scenarios")
@@ -38,7 +39,7 @@ func main() {
 	fl.Rooms, fl.Send, fl.Tail = 2, l.Send, l.Tail
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	err := zdt.Compare(ctx, l, strings.Split(*which, ","), *faults, fl, *engine, os.Stdout, log)
+	err := zdt.Compare(ctx, l, strings.Split(*which, ","), *faults, strings.Split(*only, ","), fl, *engine, os.Stdout, log)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "zdt:", err)

@@ -83,9 +83,9 @@ func run(ctx context.Context, o options) error {
 	case o.duration <= 0 || o.duration > 2*time.Minute:
 		return errors.New("-duration must be in (0, 2m]")
 	}
-	fmt.Printf("members=%d senders=%d rate=%.1f/s per sender duration=%s GOMAXPROCS host=%d cores\n\n",
-		o.members, o.senders, o.rate, o.duration, numCPU())
-	fmt.Println("| scenario | sent/s | deliveries/s | p50 | p99 | max | lost |")
+	fmt.Printf("members=%d senders=%d rate=%.1f/s per sender duration=%s cores=%d load=%s\n\n",
+		o.members, o.senders, o.rate, o.duration, numCPU(), loadAvg())
+	fmt.Println("| scenario | sent/s | deliveries/s | p50 | p99 | max | missing |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range scenarios {
 		if o.only != "" && o.only != sc.name {
@@ -96,7 +96,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
 		fmt.Printf("| %s | %.0f | %.0f | %s | %s | %s | %d |\n", sc.name, r.sentPerSec, r.delivPerSec,
-			ms(r.p50), ms(r.p99), ms(r.max), r.lost)
+			ms(r.p50), ms(r.p99), ms(r.max), r.missing)
 	}
 	return nil
 }
@@ -111,10 +111,18 @@ func numCPU() int {
 	return strings.Count(string(b), "processor\t:")
 }
 
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
 type result struct {
 	sentPerSec, delivPerSec float64
 	p50, p99, max           time.Duration
-	lost                    int
+	missing                 int
 }
 
 func freePort() (int, error) {
@@ -321,15 +329,27 @@ func measure(ctx context.Context, o options, hosts []string) (result, error) {
 	close(stopSend)
 	sendWG.Wait()
 	fmt.Fprintf(os.Stderr, "%s: measured\n", time.Now().Format(time.TimeOnly))
-	// Let the last messages arrive.
-	time.Sleep(2 * time.Second)
+	// Let the last messages arrive: until no delivery came for a second,
+	// at most 10 s. Whatever is still missing then counts as missing.
+	for range 10 {
+		mu.Lock()
+		before := len(latencies)
+		mu.Unlock()
+		time.Sleep(time.Second)
+		mu.Lock()
+		after := len(latencies)
+		mu.Unlock()
+		if after == before {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	want := int(sent.Load()) * o.members
 	r := result{
 		sentPerSec:  float64(sent.Load()) / elapsed.Seconds(),
 		delivPerSec: float64(len(latencies)) / elapsed.Seconds(),
-		lost:        want - len(latencies),
+		missing:     want - len(latencies),
 	}
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
