@@ -8,10 +8,21 @@ set -eu
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# Each tool is checked by its command, so a machine that already has it in
+# another form (Docker CE, a distribution's nginx) keeps what it has.
 need_pkgs=""
-for p in docker.io nginx-light redis-server chromium debootstrap shellcheck wrk curl ca-certificates; do
-	dpkg -s "$p" >/dev/null 2>&1 || need_pkgs="$need_pkgs $p"
-done
+want() { # want COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || need_pkgs="$need_pkgs $2"
+}
+want dockerd docker.io
+want nginx nginx-light
+want redis-server redis-server
+want chromium chromium
+want debootstrap debootstrap
+want shellcheck shellcheck
+want wrk wrk
+want curl curl
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs="$need_pkgs ca-certificates"
 if [ -n "$need_pkgs" ]; then
 	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 		log "missing packages:$need_pkgs; install them (Debian/Ubuntu: apt-get install$need_pkgs) and run again"
