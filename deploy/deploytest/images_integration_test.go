@@ -320,6 +320,16 @@ func TestImages(t *testing.T) {
 		if got := resp.Header.Get("Cache-Control"); got != "max-age=31536000" {
 			t.Errorf("versioned asset Cache-Control: got %q, want max-age=31536000", got)
 		}
+		// Unversioned modules must revalidate, or a returning visitor could run
+		// modules of two releases together.
+		resp, err = http.Get(base + "/js/app.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Cache-Control"); resp.StatusCode != http.StatusOK || got != "no-cache" {
+			t.Errorf("GET /js/app.js: status %d, Cache-Control %q; want 200, no-cache", resp.StatusCode, got)
+		}
 		if len(index) < 256 {
 			t.Skipf("index.html is %d bytes, under gzip_min_length", len(index))
 		}

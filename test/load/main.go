@@ -35,6 +35,7 @@ type options struct {
 	settle   time.Duration
 	dialPar  int
 	lite     bool
+	result   func(map[string]any) // receives each report (tests)
 }
 
 func main() {

@@ -30,9 +30,13 @@ func target(ctx context.Context, o options) (addr string, pid int, stop func(), 
 	return s.addr, s.pid(), s.kill, nil
 }
 
-func report(v map[string]any) {
+// report prints one JSON line and hands it to o.result when set (tests).
+func report(o options, v map[string]any) {
 	b, _ := json.Marshal(v)
 	fmt.Println(string(b))
+	if o.result != nil {
+		o.result(v)
+	}
 }
 
 // fanout: every connection receives what is sent to its room; the tool sends
@@ -135,7 +139,7 @@ loop:
 			c.close()
 		}
 	}
-	report(map[string]any{
+	report(o, map[string]any{
 		"mode": "fanout", "proto": o.proto, "n": o.n, "rooms": o.rooms, "rate": o.rate,
 		"sent": sent, "deliveries": len(all), "expected": expected,
 		"deliveries_per_s": int(float64(len(all)) / window.Seconds()),
@@ -147,7 +151,7 @@ loop:
 		"cpus":                        runtime.NumCPU(),
 		"server_cpu_s":                serverCPU,
 		"client_cpu_s":                self1 - self0,
-		"deliveries_per_server_cpu_s": int(float64(len(all)) / max(serverCPU, 0.01)),
+		"deliveries_per_server_cpu_s": perCPU(len(all), serverCPU),
 	})
 	return nil
 }
@@ -179,7 +183,7 @@ func idle(ctx context.Context, o options) error {
 	for _, c := range conns {
 		c.close()
 	}
-	report(map[string]any{
+	report(o, map[string]any{
 		"mode": "idle", "proto": o.proto, "n": o.n, "rooms": o.rooms,
 		"connect_s": connectTime.Seconds(), "handshake_errors": d.handshakeErrors(),
 		"rss_kb_before": rss0, "rss_kb_after": rss1,
@@ -260,7 +264,7 @@ func wave(ctx context.Context, o options) error {
 	for _, c := range d.chats {
 		outbox += c.Snapshot().Outbox
 	}
-	report(map[string]any{
+	report(o, map[string]any{
 		"mode": "wave", "n": o.n, "rooms": o.rooms,
 		"blue_exit_code": code, "blue_exit_s": blueExit.Seconds(),
 		"all_resumed_s": worst.Seconds(), "not_resumed": failed.Load(),
@@ -269,4 +273,13 @@ func wave(ctx context.Context, o options) error {
 		"unacked_outbox":               outbox,
 	})
 	return nil
+}
+
+// perCPU is deliveries per server CPU second, 0 when the CPU time is unknown
+// (no -pid for a server the tool did not start).
+func perCPU(deliveries int, cpu float64) int {
+	if cpu <= 0 {
+		return 0
+	}
+	return int(float64(deliveries) / cpu)
 }

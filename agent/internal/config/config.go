@@ -187,12 +187,125 @@ func Parse(b []byte) (Config, error) {
 		if errors.Is(err, io.EOF) {
 			return Config{}, fmt.Errorf("%w: the file is empty", ErrInvalid)
 		}
-		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, cleanYAMLError(err))
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, indexKeys(b).annotate(cleanYAMLError(err)))
 	}
-	if err := c.Validate(); err != nil {
-		return Config{}, err
+	if errs := c.problems(); len(errs) > 0 {
+		ix := indexKeys(b)
+		for i := range errs {
+			errs[i] = ix.annotate(errs[i])
+		}
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+// keyIndex knows where each key of the file is, so every error can name both the key and its line.
+type keyIndex struct {
+	lines  map[string]int // "app.health.interval" → line of the key
+	values []keyValue     // scalar values, for decode errors that only know a line
+}
+
+type keyValue struct {
+	path, value string
+	line        int
+}
+
+func indexKeys(b []byte) keyIndex {
+	ix := keyIndex{lines: map[string]int{}}
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) != nil {
+		return ix
+	}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				path := k.Value
+				if prefix != "" {
+					path = prefix + "." + k.Value
+				}
+				if _, seen := ix.lines[path]; !seen {
+					ix.lines[path] = k.Line
+				}
+				ix.values = append(ix.values, keyValue{path: path, value: k.Value, line: k.Line})
+				walk(v, path)
+			}
+		case yaml.ScalarNode:
+			ix.values = append(ix.values, keyValue{path: prefix, value: n.Value, line: n.Line})
+		}
+	}
+	walk(&root, "")
+	return ix
+}
+
+var (
+	lineMsgRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+	keyMsgRE  = regexp.MustCompile(`^([a-z_]+(?:\.[A-Za-z0-9_]+)*): (.*)$`)
+)
+
+// annotate rewrites every "; "-separated problem in msg as "line N: key.path: what".
+// Decode errors know only the line (the key is found from the value on it); validation
+// errors know only the key (its line, or its nearest parent's when the key is absent).
+func (ix keyIndex) annotate(msg string) string {
+	parts := strings.Split(msg, "; ")
+	for i, p := range parts {
+		if m := lineMsgRE.FindStringSubmatch(p); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if path := ix.keyOnLine(line, m[2]); path != "" && !strings.HasPrefix(m[2], path+":") {
+				parts[i] = fmt.Sprintf("line %d: %s: %s", line, path, m[2])
+			}
+			continue
+		}
+		if m := keyMsgRE.FindStringSubmatch(p); m != nil {
+			for path := m[1]; path != ""; {
+				if line, ok := ix.lines[path]; ok {
+					parts[i] = fmt.Sprintf("line %d: %s", line, p)
+					break
+				}
+				j := strings.LastIndexByte(path, '.')
+				if j < 0 {
+					break
+				}
+				path = path[:j]
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// keyOnLine finds the key a decode error on line is about: the one whose value (or, for an
+// unknown key, whose name) the message quotes, else the only key on that line.
+func (ix keyIndex) keyOnLine(line int, msg string) string {
+	var onLine []keyValue
+	for _, kv := range ix.values {
+		if kv.line == line && kv.path != "" {
+			onLine = append(onLine, kv)
+		}
+	}
+	for _, kv := range onLine {
+		if strings.Contains(msg, "unknown key "+kv.value) && strings.HasSuffix(kv.path, "."+kv.value) || kv.path == kv.value && strings.Contains(msg, "unknown key "+kv.value) {
+			return kv.path
+		}
+	}
+	for _, kv := range onLine {
+		if kv.value != "" && (strings.Contains(msg, `"`+kv.value+`"`) || strings.Contains(msg, "`"+kv.value+"`")) {
+			return kv.path
+		}
+	}
+	paths := map[string]bool{}
+	for _, kv := range onLine {
+		paths[kv.path] = true
+	}
+	if len(paths) == 1 {
+		return onLine[0].path
+	}
+	return ""
 }
 
 // cleanYAMLError turns yaml.v3's "field x not found in type config.App" into "unknown key x".
@@ -218,6 +331,14 @@ var (
 
 // Validate checks every value and returns all problems at once.
 func (c *Config) Validate() error {
+	if errs := c.problems(); len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// problems lists every invalid value as "key.path: what is wrong".
+func (c *Config) problems() []string {
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 
@@ -227,6 +348,11 @@ func (c *Config) Validate() error {
 	a := &c.App
 	if !nameRE.MatchString(a.Name) {
 		bad("app.name: %q must be lower-case letters, digits, '.', '_' or '-'", a.Name)
+	}
+	// Registries store repository paths in lower case (GHCR lower-cases the owner), so a config
+	// written with the owner's display name, like DESIGN.md's ghcr.io/OWNER/…, means the same.
+	if lower := strings.ToLower(a.Repository); lower != a.Repository && repoRE.MatchString(lower) {
+		a.Repository = lower
 	}
 	if a.Repository == "" {
 		bad("app.repository: must be set (deploys may only name images in it)")
@@ -324,10 +450,7 @@ func (c *Config) Validate() error {
 	if c.Registry.AuthFile != "" && !strings.HasPrefix(c.Registry.AuthFile, "/") {
 		bad("registry.auth_file: must be an absolute path")
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
-	}
-	return nil
+	return errs
 }
 
 // Port returns the host port of color, or 0 for an unknown color.

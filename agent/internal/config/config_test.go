@@ -58,6 +58,14 @@ func TestParseErrors(t *testing.T) {
 		{"bad check url", base + "proxy: {check_url: 'ftp://x'}\n", []string{"check_url"}},
 		{"host mode without commands", base + "proxy: {mode: host, test_command: []}\n", []string{"test_command"}},
 		{"empty", "", []string{"empty"}},
+		// Every error names the key and its line (DESIGN.md: validate on a bad config).
+		{"bad duration names key", base + "  drain_timeout: soon\n", []string{"line 3: app.drain_timeout: "}},
+		{"bad flow duration names key", base + "  health: {path: /healthz, interval: fast}\n", []string{"line 3: app.health.interval: "}},
+		{"bad int names key", base + "  keep_releases: abc\n", []string{"line 3: app.keep_releases: "}},
+		{"unknown key names path", base + "  bogus_key: 1\n", []string{"line 3: app.bogus_key: unknown key bogus_key"}},
+		{"invalid value names line", base + "  container_port: 0\n", []string{"line 3: app.container_port: 0 is not a port"}},
+		{"nested invalid value names line", base + "  colors:\n    blue: {port: 1}\n    green: {port: 70000}\n", []string{"line 5: app.colors.green.port: "}},
+		{"absent key names its parent's line", "state_dir: /x\napp:\n  name: x\n", []string{"line 2: app.repository: must be set"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,5 +108,20 @@ func TestLoadTooLarge(t *testing.T) {
 	}
 	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("Load(huge) = %v, want size error", err)
+	}
+}
+
+// TestDesignExampleOwnerPlaceholder: DESIGN.md's example names ghcr.io/OWNER/…; registries keep
+// repositories in lower case, so the example parses and means the lower-case repository.
+func TestDesignExampleOwnerPlaceholder(t *testing.T) {
+	c, err := Parse([]byte("app:\n  repository: ghcr.io/OWNER/mywebchat-app   # comment\n"))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if got, want := c.App.Repository, "ghcr.io/owner/mywebchat-app"; got != want {
+		t.Errorf("repository = %q, want %q", got, want)
+	}
+	if _, err := Parse([]byte("app:\n  repository: ghcr.io/OWNER/App:1\n")); err == nil {
+		t.Error("a repository with a tag parsed; want an error")
 	}
 }

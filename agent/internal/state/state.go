@@ -55,10 +55,11 @@ type State struct {
 
 // Step is one step of a deploy as journaled.
 type Step struct {
-	Name   string    `json:"name"`
-	At     time.Time `json:"at"`
-	MS     int64     `json:"ms"`
-	Detail string    `json:"detail,omitempty"`
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+	MS   int64     `json:"ms"`
+	// Detail is always present in the JSON (history --json promises name, at, ms, detail).
+	Detail string `json:"detail"`
 }
 
 // Record is one deploy in the journal (history --json prints these).
@@ -190,6 +191,9 @@ func (s Store) History(n int) ([]Record, error) {
 	for sc.Scan() {
 		var r Record
 		if json.Unmarshal(sc.Bytes(), &r) == nil && r.ID != "" {
+			if r.Steps == nil {
+				r.Steps = []Step{} // history --json promises an array, never null
+			}
 			recs = append(recs, r)
 		}
 	}

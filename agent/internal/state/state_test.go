@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,6 +74,49 @@ func TestHistoryNewestFirstAndTornLine(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("History(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestHistoryJSONShape pins the keys history --json promises (DESIGN.md): an empty detail and a
+// record without steps still print "detail" and "steps":[] rather than leaving them out or null.
+func TestHistoryJSONShape(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	if err := s.Append(Record{ID: "a", Result: Failed, Steps: []Step{{Name: "validate"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(Record{ID: "b", Result: RolledBack}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d records, want 2", len(got))
+	}
+	for _, r := range got {
+		for _, k := range []string{"id", "image", "digest", "color", "result", "reason", "started", "finished", "steps"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("record %v: key %q missing", r["id"], k)
+			}
+		}
+		if _, ok := r["steps"].([]any); !ok {
+			t.Errorf("record %v: steps = %#v, want an array", r["id"], r["steps"])
+		}
+	}
+	step := got[1]["steps"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "at", "ms", "detail"} {
+		if _, ok := step[k]; !ok {
+			t.Errorf("step: key %q missing in %v", k, step)
 		}
 	}
 }

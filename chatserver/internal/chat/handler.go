@@ -170,7 +170,9 @@ func (c *client) serve() {
 		return
 	}
 	// Spread the first ping so a reconnect wave does not ping in lockstep.
-	c.pinger = time.AfterFunc(pingPeriod/2+rand.N(pingPeriod/2), c.ping)
+	// Assign before arming, so the timer's goroutine sees the field set.
+	c.pinger = time.AfterFunc(time.Hour, c.ping)
+	c.pinger.Reset(pingPeriod/2 + rand.N(pingPeriod/2))
 	var limiter rateLimiter
 	for {
 		mt, data, err := conn.ReadMessage()
@@ -218,7 +220,9 @@ func (c *client) readHello() (*Hello, bool) {
 	hello, isHello := f.(*Hello)
 	if !isHello {
 		c.hub.metrics.Handshakes.WithLabelValues("bad_hello").Inc()
-		c.sendError(CodeBadRequest, "", 0)
+		if f != nil { // a valid frame, but not a hello; decode answered invalid ones
+			c.sendError(CodeBadRequest, "", 0)
+		}
 		c.close(websocket.ClosePolicyViolation, "hello expected")
 		c.discard()
 		return nil, false

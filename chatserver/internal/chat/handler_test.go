@@ -375,3 +375,22 @@ func TestOriginAllowed(t *testing.T) {
 		})
 	}
 }
+
+func TestBadHelloGetsOneErrorAnd1008(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, frame := range []string{
+		`{"t":"hello","name":"","sid":"s"}`,
+		`{"t":"send","cid":"c","text":"x"}`,
+	} {
+		conn := dial(t, s.url, nil)
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(frame))
+		if m := readJSON(t, conn); m["t"] != "error" || m["code"] != CodeBadRequest {
+			t.Fatalf("%s: got %v, want error bad_request", frame, m)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, data, err := conn.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("%s: got %s %v after the error, want close 1008", frame, data, err)
+		}
+	}
+}

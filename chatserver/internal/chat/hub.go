@@ -274,7 +274,7 @@ func (h *Hub) lookup(name string) *room {
 	return h.rooms[name]
 }
 
-// Open returns the named room, creating it (as authority) or fetching it
+// open returns the named room, creating it (as authority) or fetching it
 // (through the Remote) when it is not held yet.
 func (h *Hub) open(ctx context.Context, name string) (*room, error) {
 	if r := h.lookup(name); r != nil {

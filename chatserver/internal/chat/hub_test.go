@@ -234,3 +234,33 @@ func TestRateLimiter(t *testing.T) {
 		}
 	})
 }
+
+func TestLingerClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var l lingerClock
+		start := time.Now()
+		ch := l.wait()
+		<-ch
+		if d := time.Since(start); d != lingerTick {
+			t.Fatalf("first tick after %v, want %v", d, lingerTick)
+		}
+		// Still waiting: the clock keeps ticking.
+		ch = l.wait()
+		l.done() // the first wait
+		<-ch
+		if d := time.Since(start); d != 2*lingerTick {
+			t.Fatalf("second tick after %v, want %v", d, 2*lingerTick)
+		}
+		l.done()
+		// Nobody waits: after the next fire the clock disarms (no timer left,
+		// which synctest would report as a leak at the end of the bubble).
+		time.Sleep(lingerTick)
+		synctest.Wait()
+		l.mu.Lock()
+		armed := l.armed
+		l.mu.Unlock()
+		if armed {
+			t.Fatal("clock still armed with no waiters")
+		}
+	})
+}
