@@ -268,7 +268,11 @@ func (r *run) execute(req Request) Outcome {
 	} else {
 		img, err = d.Engine.InspectImage(ctx, r.ref.raw)
 		if errors.Is(err, docker.ErrNotFound) {
-			img, err = r.pull(r.ref.raw)
+			if local, ok := r.localByID(); ok {
+				img, err = local, nil
+			} else {
+				img, err = r.pull(r.ref.raw)
+			}
 		}
 	}
 	if err != nil {
@@ -410,6 +414,24 @@ func drainDetail(old *state.Release, cfg *config.Config) string {
 		return "no old color"
 	}
 	return fmt.Sprintf("SIGTERM %s, up to %s", old.Container, cfg.App.DrainTimeout.D())
+}
+
+// localByID finds a locally built image named as repo@<image ID>. Such images have no registry
+// digest, so status and history report their image ID as the digest; deploying that digest must
+// find the image again instead of asking a registry. Only an image tagged in app.repository
+// qualifies, so the reference still names this repository's image.
+func (r *run) localByID() (docker.Image, bool) {
+	if r.ref.tag != "" || r.ref.digest == "" {
+		return docker.Image{}, false
+	}
+	img, err := r.d.Engine.InspectImage(r.ctx, r.ref.digest)
+	if err != nil || img.ID != r.ref.digest {
+		return docker.Image{}, false
+	}
+	if !r.ref.tagsInRepository(img.RepoTags) {
+		return docker.Image{}, false
+	}
+	return img, true
 }
 
 func (r *run) pull(ref string) (docker.Image, error) {

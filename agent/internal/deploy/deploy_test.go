@@ -249,3 +249,45 @@ func TestStepsJournaledBeforeTheyRun(t *testing.T) {
 		}
 	})
 }
+
+// TestDeployLocalImageByRecordedDigest: a locally built image has no registry digest, so status
+// reports its image ID as the digest; `deploy --image repo@<that digest>` must run it without a
+// pull, and only when the image is tagged in app.repository.
+func TestDeployLocalImageByRecordedDigest(t *testing.T) {
+	const id = "sha256:4444444444444444444444444444444444444444444444444444444444444444"
+	tests := []struct {
+		name     string
+		tag      string
+		wantExit int
+	}{
+		{"tagged in the repository", "example.com/team/chat:v4", 0},
+		{"tagged elsewhere only", "example.com/other/chat:v4", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t)
+				w.eng.addImage(tt.tag, id)
+				o := w.deploy(KindDeploy, "example.com/team/chat@"+id)
+				if o.Exit != tt.wantExit {
+					t.Fatalf("deploy = %+v, want exit %d", o, tt.wantExit)
+				}
+				if tt.wantExit != 0 {
+					if len(w.eng.creates) != 0 {
+						t.Errorf("an image outside the repository was run: %+v", w.eng.creates)
+					}
+					return
+				}
+				if len(w.eng.pulls) != 0 {
+					t.Errorf("pulled %v; the image is present", w.eng.pulls)
+				}
+				if got := w.eng.creates[0].Image; got != id {
+					t.Errorf("runs %q, want the image ID", got)
+				}
+				if d := w.state().Active.Digest; d != id {
+					t.Errorf("recorded digest %q, want %q", d, id)
+				}
+			})
+		})
+	}
+}

@@ -68,6 +68,16 @@ func shortDigest(d string) string {
 	return d
 }
 
+// tagsInRepository reports whether one of repoTags (repo:tag) is in r's repository.
+func (r imageRef) tagsInRepository(repoTags []string) bool {
+	for _, t := range repoTags {
+		if n, err := reference.ParseNormalizedNamed(t); err == nil && n.Name() == r.name {
+			return true
+		}
+	}
+	return false
+}
+
 // resolve picks what to run: repo@sha256 from RepoDigests when the image came from a registry,
 // otherwise the image ID (local images have no registry digest).
 func (r imageRef) resolve(imageID string, repoDigests []string) (runRef, digest string) {
