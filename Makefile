@@ -91,3 +91,9 @@ bench:
 	$(GO) run ./test/e2e/cmd/zdt -rate 1000 -clients 200 -rooms 8 -deploys 20 -faults all
 	# Deploy agent overhead per deploy (BENCHMARKS.md "Deploy agent"), from history --json steps.
 	$(GO) test -tags integration -count=1 -v -run 'TestHostMode|TestContainerMode' ./agent/cmd/deploy-agent/ | grep -E 'overhead|load'
+	# Fan-out in-process vs. through Redis, one and two instances (BENCHMARKS.md "Redis and fleets").
+	set -e; d=$$(mktemp -d /tmp/mywebchat-fanbench-XXXXXX); \
+	$(GO) build -o $$d/chatserver ./chatserver; \
+	$(GO) run ./test/fleet/cmd/fanbench -chatserver $$d/chatserver; \
+	$(GO) run ./test/fleet/cmd/fanbench -chatserver $$d/chatserver -members 300 -senders 60 -duration 10s; \
+	rm -rf $$d

@@ -289,7 +289,7 @@ func (ix keyIndex) keyOnLine(line int, msg string) string {
 		}
 	}
 	for _, kv := range onLine {
-		if strings.Contains(msg, "unknown key "+kv.value) && strings.HasSuffix(kv.path, "."+kv.value) || kv.path == kv.value && strings.Contains(msg, "unknown key "+kv.value) {
+		if msg == "unknown key "+kv.value && (kv.path == kv.value || strings.HasSuffix(kv.path, "."+kv.value)) {
 			return kv.path
 		}
 	}
