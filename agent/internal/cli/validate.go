@@ -59,6 +59,9 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 	}
 	// The whole nginx config as it is installed now (it includes proxy.output).
 	check("nginx config test", daemon.NewProxy(&cfg, dc, log).Test(ctx))
+	for _, k := range cfg.LoopbackEnv() {
+		fmt.Fprintf(env.Stdout, "warn app.env.%s names a loopback address: inside the chat container that is the container itself; use an address the containers reach, e.g. the Docker bridge gateway 172.17.0.1 (deploy/install.sh does)\n", k)
+	}
 	if cfg.App.EnvFile != "" {
 		if _, err := os.Stat(cfg.App.EnvFile); err != nil {
 			fmt.Fprintf(env.Stdout, "warn app.env_file %s: %v (deploys go ahead without it)\n", cfg.App.EnvFile, err)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -468,6 +470,27 @@ func (c *Config) ColorOfPort(port int) string {
 
 // ContainerName is the container of a color: <app.name>-<color>.
 func (c *Config) ContainerName(color string) string { return c.App.Name + "-" + color }
+
+// LoopbackEnv returns, sorted, the app.env keys whose value is a URL naming a
+// loopback host. The chat containers have a network namespace of their own,
+// so such a URL (the design's example CHAT_REDIS_URL) reaches the container
+// itself, not the host: callers warn, since a Redis the containers can reach
+// at that address (a sidecar, a host-network container) is still possible.
+func (c *Config) LoopbackEnv() []string {
+	var keys []string
+	for k, v := range c.App.Env {
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // Other returns the color that is not color.
 func Other(color string) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,21 @@ func TestDesignExampleOwnerPlaceholder(t *testing.T) {
 	}
 	if _, err := Parse([]byte("app:\n  repository: ghcr.io/OWNER/App:1\n")); err == nil {
 		t.Error("a repository with a tag parsed; want an error")
+	}
+}
+
+func TestLoopbackEnv(t *testing.T) {
+	c := &Config{App: App{Env: map[string]string{
+		"CHAT_REDIS_URL": "redis://127.0.0.1:6379/0",
+		"B_URL":          "http://localhost:9000/x",
+		"V6":             "redis://[::1]:6379",
+		"BRIDGE":         "redis://172.17.0.1:6379/0",
+		"PLAIN":          "127.0.0.1",
+		"CHAT_HISTORY":   "200",
+	}}}
+	got := c.LoopbackEnv()
+	want := []string{"B_URL", "CHAT_REDIS_URL", "V6"}
+	if !slices.Equal(got, want) {
+		t.Errorf("LoopbackEnv() = %v, want %v", got, want)
 	}
 }

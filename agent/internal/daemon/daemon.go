@@ -99,6 +99,10 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	stopWatchdog := watchdog(ctx, log)
 	defer stopWatchdog()
 	log.Info("deploy agent running", "config", dm.ConfigPath, "state_dir", cfg.StateDir, "proxy_mode", cfg.Proxy.Mode)
+	if keys := cfg.LoopbackEnv(); len(keys) > 0 {
+		// Not an error: a container-reachable service at that address is possible.
+		log.Warn("app.env names a loopback address; inside the chat containers that is the container itself", "keys", keys)
+	}
 
 	// SIGHUP (systemctl reload) re-reads the config and template, like an edit does.
 	hup := make(chan os.Signal, 1)
