@@ -460,14 +460,24 @@ func (r *run) undoStart(cause error) Outcome {
 	return r.finish(state.Failed, 1, fmt.Errorf("%w; nothing was switched, the old release still serves", cause))
 }
 
-// undoSwitch restores the previous upstream, then removes the new color.
+// undoSwitch restores the previous upstream, waits until nginx answers from the
+// old color again, then stops the new color gracefully and removes it. Removing
+// it at once would fail the requests that nginx workers of the undone config
+// still have in flight to it.
 func (r *run) undoSwitch(cause error) Outcome {
 	ctx := context.WithoutCancel(r.ctx)
 	if err := r.change.Restore(ctx); err != nil {
 		r.d.log().Error("restore upstream", "err", err)
 		cause = fmt.Errorf("%w; restoring the previous upstream failed too: %w", cause, err)
+	} else if old := r.p.Before.Active; old != nil {
+		if err := r.d.verify(ctx, &r.cfg, old.Color); err != nil {
+			r.d.log().Warn("old color after restoring the upstream", "err", err)
+		}
 	}
 	if r.newID != "" {
+		if err := r.d.Engine.StopContainer(ctx, r.newID, r.cfg.App.DrainTimeout.D()); err != nil && !errors.Is(err, docker.ErrNotFound) {
+			r.d.log().Warn("stop new color", "id", r.newID, "err", err)
+		}
 		if err := r.d.Engine.RemoveContainer(ctx, r.newID); err != nil {
 			r.d.log().Error("remove new color", "id", r.newID, "err", err)
 		}

@@ -167,6 +167,11 @@ func TestDeployFailuresLeaveOldReleaseServing(t *testing.T) {
 				if _, ok := w.eng.containers["chat-green"]; ok {
 					t.Error("the failed color's container was not removed")
 				}
+				// After a switch, nginx workers of the undone config may still have requests in
+				// flight to the new color: it is stopped gracefully (SIGTERM) before removal.
+				if tt.wantResult == state.RolledBack && !slices.Contains(w.eng.stops, "chat-green") {
+					t.Errorf("rolled back without stopping the new color gracefully first: stops %v", w.eng.stops)
+				}
 				if !w.running("chat-blue") || w.state().Active.Color != "blue" {
 					t.Error("the old release is not serving any more")
 				}
