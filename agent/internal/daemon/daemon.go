@@ -109,6 +109,18 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// A dead or removed chat container is reconciled right away, not at the next tick. The
+	// watcher only signals; reconciles run below, between deploys, like the periodic one.
+	kick := make(chan struct{}, 1)
+	evCtx, stopEvents := context.WithCancel(ctx)
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		ew := &eventWatcher{src: dc, app: cfg.App.Name, log: log, kick: kick}
+		ew.run(evCtx)
+	}()
+	defer func() { stopEvents(); <-evDone }()
+
 	s.serveQueue(work, ctx.Done())
 	rescan := time.NewTicker(rescanInterval)
 	defer rescan.Stop()
@@ -142,6 +154,11 @@ func (dm *Daemon) Run(ctx context.Context) error {
 			s.reload(work)
 		case <-rescan.C:
 			s.serveQueue(work, ctx.Done())
+		case <-kick:
+			log.Info("reconciling after a container event")
+			if err := d.Reconcile(work, s.done); err != nil {
+				log.Error("reconcile", "err", err)
+			}
 		case <-reconcile.C:
 			if err := d.Reconcile(work, s.done); err != nil {
 				log.Error("reconcile", "err", err)

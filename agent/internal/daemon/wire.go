@@ -1,6 +1,7 @@
-// Package daemon is `deploy-agent run`: it holds the agent lock, reconciles at start and
-// periodically, serves the request queue one deploy at a time (fsnotify plus a periodic rescan),
-// reloads config and template live, and talks to systemd (READY, WATCHDOG, STOPPING).
+// Package daemon is `deploy-agent run`: it holds the agent lock, reconciles at start,
+// periodically and right after an app container dies (engine events), serves the request queue
+// one deploy at a time (fsnotify plus a periodic rescan), reloads config and template live, and
+// talks to systemd (READY, WATCHDOG, STOPPING).
 package daemon
 
 import (

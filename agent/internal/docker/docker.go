@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/pkg/authconfig"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/registry"
@@ -407,4 +408,66 @@ func RegistryAuth(path, registryHost string) (string, error) {
 		return "", errors.New("registry auth file: cannot encode credentials")
 	}
 	return enc, nil
+}
+
+// ContainerEvent is one lifecycle event of a container, as reported by the engine's event stream.
+type ContainerEvent struct {
+	// ID is the container ID.
+	ID string
+	// Name is the container name without the leading slash; empty if the engine did not say.
+	Name string
+	// Action is die, stop, oom, destroy, …
+	Action string
+	// Time is when the engine saw the event.
+	Time time.Time
+}
+
+// ContainerEvents subscribes to the engine's event stream for containers carrying every label in
+// labels, limited to actions (none: all). It returns an error if the subscription fails. Otherwise
+// events arrive on the first channel until ctx ends or the stream breaks (engine restart, network
+// error); then exactly one error is sent on the second channel and both channels are closed. The
+// caller re-subscribes; events that happen in between are not replayed.
+func (c *Client) ContainerEvents(ctx context.Context, labels map[string]string, actions ...string) (<-chan ContainerEvent, <-chan error, error) {
+	f := make(client.Filters).Add("type", string(events.ContainerEventType))
+	for k, v := range labels {
+		f.Add("label", k+"="+v)
+	}
+	if len(actions) > 0 {
+		f.Add("event", actions...)
+	}
+	r := c.api.Events(ctx, client.EventsListOptions{Filters: f})
+	// Events reports a failed request on Err before it returns.
+	select {
+	case err := <-r.Err:
+		return nil, nil, wrap("subscribe to docker events", err)
+	default:
+	}
+	out := make(chan ContainerEvent)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		defer close(out)
+		for {
+			select {
+			case m := <-r.Messages:
+				ev := ContainerEvent{ID: m.Actor.ID, Name: strings.TrimPrefix(m.Actor.Attributes["name"], "/"), Action: string(m.Action)}
+				if m.TimeNano != 0 {
+					ev.Time = time.Unix(0, m.TimeNano)
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					errc <- ctx.Err()
+					return
+				}
+			case err := <-r.Err:
+				if err == nil {
+					err = io.EOF
+				}
+				errc <- wrap("docker events", err)
+				return
+			}
+		}
+	}()
+	return out, errc, nil
 }

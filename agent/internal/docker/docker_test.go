@@ -168,3 +168,67 @@ func TestRegistryAuth(t *testing.T) {
 		})
 	}
 }
+
+func TestContainerEvents(t *testing.T) {
+	var filters string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		if !strings.HasSuffix(r.URL.Path, "/events") {
+			http.Error(w, `{"message":"unexpected"}`, 500)
+			return
+		}
+		filters = r.URL.Query().Get("filters")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"name":"app-blue","exitCode":"137"}},"timeNano":1700000000000000000}` + "\n"))
+		w.Write([]byte(`{"Type":"container","Action":"destroy","Actor":{"ID":"abc","Attributes":{"name":"app-blue"}}}` + "\n"))
+		// The body ends here, as when the engine restarts.
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	evs, errc, err := c.ContainerEvents(t.Context(), map[string]string{"mywebchat.app": "app"}, "die", "destroy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []ContainerEvent
+	for ev := range evs {
+		got = append(got, ev)
+	}
+	want := []ContainerEvent{
+		{ID: "abc", Name: "app-blue", Action: "die", Time: time.Unix(0, 1700000000000000000)},
+		{ID: "abc", Name: "app-blue", Action: "destroy"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Name != want[i].Name || got[i].Action != want[i].Action || !got[i].Time.Equal(want[i].Time) {
+			t.Errorf("event %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if err := <-errc; !errors.Is(err, io.EOF) {
+		t.Errorf("stream end error = %v, want io.EOF", err)
+	}
+	for _, f := range []string{`"type":{"container":true}`, `"label":{"mywebchat.app=app":true}`, `"die":true`, `"destroy":true`} {
+		if !strings.Contains(filters, f) {
+			t.Errorf("filters %s lack %s", filters, f)
+		}
+	}
+}
+
+func TestContainerEventsSubscribeFails(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, _, err := c.ContainerEvents(t.Context(), nil); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("subscribe to a closed port: err = %v, want ErrUnreachable", err)
+	}
+}
