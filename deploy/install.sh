@@ -67,6 +67,15 @@ ubuntu | debian)
 	;;
 *) die "unsupported system '$os_id' (Amazon Linux 2023 or Ubuntu 24.04)" ;;
 esac
+# live-restore keeps the containers (nginx, both colors) running while the
+# engine itself restarts or upgrades; bounded logs keep the disk from filling.
+# An operator's own daemon.json is left alone.
+if [ ! -e /etc/docker/daemon.json ]; then
+	install -d -m 0755 /etc/docker
+	printf '%s\n' '{"live-restore": true, "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}' >/etc/docker/daemon.json
+	# Both options are reloadable: no engine restart needed.
+	! systemctl is-active --quiet docker.service || systemctl reload docker.service >/dev/null
+fi
 systemctl enable --now docker.service >/dev/null
 
 # --- the agent --------------------------------------------------------------

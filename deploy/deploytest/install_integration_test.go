@@ -67,10 +67,12 @@ grep -q '^NGINX_IMAGE=ghcr.io/acme/mywebchat-nginx:latest$' /etc/mywebchat/nginx
 [ -x /etc/letsencrypt/renewal-hooks/deploy/mywebchat-nginx-reload ] || fail "certbot deploy hook"
 grep -q 'systemctl restart deploy-agent.service' /tmp/calls || fail "first run did not start the agent"
 grep -q 'CHAT_REDIS_URL' /etc/deploy-agent/agent.yaml && fail "CHAT_REDIS_URL kept without Redis"
+grep -q '"live-restore": true' /etc/docker/daemon.json || fail "daemon.json without live-restore"
 echo '# operator edit' >>/etc/deploy-agent/agent.yaml
 : >/tmp/calls
 sh /bundle/deploy/install.sh >/tmp/out2 2>&1 || { cat /tmp/out2; fail "second run"; }
 grep -q '# operator edit' /etc/deploy-agent/agent.yaml || fail "re-run overwrote agent.yaml"
+grep -q 'reload docker' /tmp/calls && fail "re-run reloaded the engine for an unchanged daemon.json"
 grep -q 'daemon-reload' /tmp/calls && fail "re-run reloaded unchanged units"
 grep -q 'systemctl restart deploy-agent' /tmp/calls && fail "re-run restarted an unchanged agent"
 grep -q 'systemctl start deploy-agent.service' /tmp/calls || fail "re-run did not ensure the agent runs"

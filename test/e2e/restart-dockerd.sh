@@ -5,7 +5,10 @@
 #   go run ./test/e2e/cmd/zdt -scenarios '' -faults all -only engine \
 #     -engine-restart 'sh test/e2e/restart-dockerd.sh'
 # Under systemd use -engine-restart 'systemctl restart docker' instead.
+# DOCKERD_ARGS are the engine's flags (default: --iptables=false, as setup.sh
+# starts it); add --live-restore to measure a host configured as install.sh does.
 set -eu
+DOCKERD_ARGS=${DOCKERD_ARGS:---iptables=false}
 pid=$(pidof dockerd || true)
 if [ -n "$pid" ]; then
 	kill -TERM "$pid"
@@ -16,7 +19,8 @@ if [ -n "$pid" ]; then
 		sleep 0.1
 	done
 fi
-nohup dockerd --iptables=false >>/var/log/dockerd.log 2>&1 &
+# shellcheck disable=SC2086 # a word list on purpose
+nohup dockerd $DOCKERD_ARGS >>/var/log/dockerd.log 2>&1 &
 i=0
 until docker info >/dev/null 2>&1; do
 	i=$((i + 1))
