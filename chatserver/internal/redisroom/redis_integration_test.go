@@ -359,19 +359,26 @@ func TestRedisBackEmptyGivesNewEpoch(t *testing.T) {
 	}
 }
 
+// pausedStore returns a hub and a store whose follower does not run, so the
+// test decides what it reads, with room opened.
+func pausedStore(ctx context.Context, t *testing.T, rs *redisServer, prefix, room string) (*chat.Hub, *Store) {
+	t.Helper()
+	hub := chat.NewHub(chat.Config{History: 60})
+	st := newStore(redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)}), Config{Hub: hub, History: 60, Prefix: prefix})
+	t.Cleanup(func() { st.Close() })
+	hub.SetRemote(st)
+	if err := st.Open(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return hub, st
+}
+
 func TestFollowerRepairsAGap(t *testing.T) {
 	rs := startRedis(t)
 	prefix := prefixFor(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	// A store whose follower does not run, so the test decides what it reads.
-	hub := chat.NewHub(chat.Config{History: 60})
-	st := newStore(redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)}), Config{Hub: hub, History: 60, Prefix: prefix})
-	defer st.Close()
-	hub.SetRemote(st)
-	if err := st.Open(ctx, "gap"); err != nil {
-		t.Fatal(err)
-	}
+	hub, st := pausedStore(ctx, t, rs, prefix, "gap")
 	other, err := New(ctx, Config{URL: rs.url(), Hub: chat.NewHub(chat.Config{}), History: 60, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
@@ -432,13 +439,7 @@ func TestRedisBehindDeliveredStartsNewEpoch(t *testing.T) {
 	prefix := prefixFor(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	hub := chat.NewHub(chat.Config{History: 60})
-	st := newStore(redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)}), Config{Hub: hub, History: 60, Prefix: prefix})
-	defer st.Close()
-	hub.SetRemote(st)
-	if err := st.Open(ctx, "back"); err != nil {
-		t.Fatal(err)
-	}
+	_, st := pausedStore(ctx, t, rs, prefix, "back")
 	for i := range 5 {
 		if _, err := st.Append(ctx, "back", chat.Message{SID: "w", CID: strconv.Itoa(i), From: "w", Text: "x"}); err != nil {
 			t.Fatal(err)
