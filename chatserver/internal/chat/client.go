@@ -47,6 +47,8 @@ type client struct {
 	room     *room // set by join under the room lock
 	// helloWait is how long the first frame may take.
 	helloWait time.Duration
+	// pingPeriod and pongWait are the keepalive timing, from the Handler.
+	pingPeriod, pongWait time.Duration
 
 	mu          sync.Mutex
 	queue       [][]byte
@@ -230,7 +232,7 @@ func (c *client) ping() {
 		}
 		return
 	}
-	c.pinger.Reset(pingPeriod)
+	c.pinger.Reset(c.pingPeriod)
 }
 
 // writerLinger is how many lingerClock ticks an idle writer waits for more

@@ -26,7 +26,10 @@ type Handler struct {
 	// accepting reports whether new connections are welcome; nil means always.
 	accepting func() bool
 	helloWait time.Duration
-	upgrader  websocket.Upgrader
+	// pingPeriod and pongWait are the keepalive timing: PROTOCOL.md's 25 s and
+	// 60 s, set by NewHandler. Only tests shorten them.
+	pingPeriod, pongWait time.Duration
+	upgrader             websocket.Upgrader
 }
 
 // HandlerConfig configures a Handler.
@@ -51,7 +54,8 @@ func NewHandler(hub *Hub, cfg HandlerConfig) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{hub: hub, log: log, origins: cfg.AllowedOrigins, accepting: cfg.Accepting, helloWait: cfg.HelloWait}
+	h := &Handler{hub: hub, log: log, origins: cfg.AllowedOrigins, accepting: cfg.Accepting, helloWait: cfg.HelloWait,
+		pingPeriod: pingPeriod, pongWait: pongWait}
 	if h.helloWait <= 0 {
 		h.helloWait = helloWait
 	}
@@ -121,7 +125,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.Handshakes.WithLabelValues("ok").Inc()
-	c := &client{hub: h.hub, conn: conn, bc: hw.conn, log: h.log, roomName: roomName, helloWait: h.helloWait}
+	c := &client{hub: h.hub, conn: conn, bc: hw.conn, log: h.log, roomName: roomName,
+		helloWait: h.helloWait, pingPeriod: h.pingPeriod, pongWait: h.pongWait}
 	if !h.hub.register(c) {
 		// Draining began during the upgrade.
 		c.close(CloseServiceRestart, retryReason(100, 1000))
@@ -156,9 +161,9 @@ func (c *client) serve() {
 		return
 	}
 	c.name, c.sid = hello.Name, hello.SID
-	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	_ = conn.SetReadDeadline(time.Now().Add(c.pongWait))
 	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(pongWait))
+		return conn.SetReadDeadline(time.Now().Add(c.pongWait))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), resumeWait+appendTimeout)
 	err := c.hub.join(ctx, c, hello)
@@ -172,14 +177,14 @@ func (c *client) serve() {
 	// Spread the first ping so a reconnect wave does not ping in lockstep.
 	// Assign before arming, so the timer's goroutine sees the field set.
 	c.pinger = time.AfterFunc(time.Hour, c.ping)
-	c.pinger.Reset(pingPeriod/2 + rand.N(pingPeriod/2))
+	c.pinger.Reset(c.pingPeriod/2 + rand.N(c.pingPeriod/2))
 	var limiter rateLimiter
 	for {
 		mt, data, err := conn.ReadMessage()
 		if err != nil {
 			return
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		_ = conn.SetReadDeadline(time.Now().Add(c.pongWait))
 		f, ok := c.decode(mt, data)
 		if !ok {
 			return
