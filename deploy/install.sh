@@ -110,9 +110,10 @@ install -m 0644 "$bundle/nginx-templates/upstream.conf.tmpl" /etc/deploy-agent/u
 if [ ! -f /etc/deploy-agent/agent.yaml ]; then
 	sed "s#ghcr.io/owner/#ghcr.io/$owner/#; s#ghcr.io/OWNER/#ghcr.io/$owner/#" "$bundle/deploy/agent.yaml" >/etc/deploy-agent/agent.yaml.new
 	if [ "$redis" = 1 ]; then
-		# The chat containers reach the Redis container through the default
-		# bridge's gateway (mywebchat-redis.service publishes there too).
-		sed -i 's#redis://127.0.0.1:6379#redis://172.17.0.1:6379#' /etc/deploy-agent/agent.yaml.new
+		# The colors join the network mywebchat-redis.service runs on and
+		# reach it by name; nothing of Redis is published on the host.
+		sed -i 's#redis://127.0.0.1:6379#redis://mywebchat-redis:6379#; /CHAT_REDIS_URL/a\
+  network: mywebchat                        # the colors join it; Redis is on it' /etc/deploy-agent/agent.yaml.new
 	else
 		# No Redis: the chat keeps rooms in process and hands them over on deploys.
 		sed -i '/CHAT_REDIS_URL/d' /etc/deploy-agent/agent.yaml.new

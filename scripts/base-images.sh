@@ -3,14 +3,16 @@
 # public ones when no registry can be reached:
 #   mywebchat/debian-base:local  Debian bookworm minbase with nginx-light
 #   mywebchat/go-builder:local   the same plus this machine's Go toolchain
-# Dockerfile.nginx and Dockerfile.app take them through build ARGs.
+#   mywebchat/redis:local        the same plus redis-server, for the Redis-mode
+#                                end-to-end run (REDIS_IMAGE of mywebchat-redis.service)
+# Dockerfile.nginx and Dockerfile.app take the first two through build ARGs.
 set -eu
 
 log() { printf 'base-images: %s\n' "$*" >&2; }
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
-if have mywebchat/debian-base:local && have mywebchat/go-builder:local; then
+if have mywebchat/debian-base:local && have mywebchat/go-builder:local && have mywebchat/redis:local; then
 	exit 0
 fi
 
@@ -52,4 +54,20 @@ if ! have mywebchat/go-builder:local; then
 		--change 'ENV GOPATH=/go' \
 		--change 'WORKDIR /src' \
 		"$tmp/rootfs.tar" mywebchat/go-builder:local >/dev/null
+fi
+
+if ! have mywebchat/redis:local; then
+	log "building mywebchat/redis:local"
+	# The package's own redis user; /data is where a volume or tmpfs goes.
+	docker build --network host -q -t mywebchat/redis:local - >/dev/null <<'EOF'
+FROM mywebchat/debian-base:local
+RUN apt-get update -qq \
+	&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null \
+	&& rm -rf /var/lib/apt/lists/* \
+	&& mkdir -p /data && chown redis:redis /data
+USER redis
+WORKDIR /data
+EXPOSE 6379
+CMD ["redis-server", "--dir", "/data"]
+EOF
 fi

@@ -2,18 +2,21 @@
 
 // The short form of the zero-downtime proof (make test-e2e): the real Docker
 // engine, nginx in its container, chat containers from Dockerfile.app and the
-// deploy agent as a daemon, under HTTP and WebSocket load, compared with a
-// stop-and-run deploy and a shell-script blue/green, then a subset of the
-// fault scenarios. The long form is `go run ./test/e2e/cmd/zdt` (make bench).
+// deploy agent as a daemon, under HTTP and WebSocket load; then two such
+// hosts in Redis mode behind a load balancer, rolled one after the other;
+// compared with a stop-and-run deploy and a shell-script blue/green, then a
+// subset of the fault scenarios. The long form is `go run ./test/e2e/cmd/zdt` (make bench).
 package e2e
 
 import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mywebchat/mywebchat/test/e2e/stack"
 	"github.com/mywebchat/mywebchat/test/e2e/zdt"
 )
 
@@ -46,11 +49,15 @@ func TestZeroDowntime(t *testing.T) {
 		Warmup: 3 * time.Second, Gap: 2 * time.Second, Tail: 2 * time.Second,
 	}
 	var reps []*zdt.Report
-	for _, name := range []string{"agent", "stop-and-run", "bluegreen"} {
+	var spreads [][]int
+	var redisRep *zdt.Report
+	for _, name := range []string{"agent", "fleet", "stop-and-run", "bluegreen"} {
 		var s *zdt.Scenario
 		switch name {
 		case "agent":
 			s, err = env.AgentScenario(ctx, "ag")
+		case "fleet":
+			s, err = env.FleetScenario(ctx, "fl")
 		case "stop-and-run":
 			s, err = env.StopAndRun(ctx)
 		case "bluegreen":
@@ -59,12 +66,35 @@ func TestZeroDowntime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		rep, err := zdt.Run(ctx, s.Name, s.URL(), s.Deployer, []string{env.Images.A, env.Images.B}, load, logf)
-		if err == nil && s.Agent != nil {
-			zdt.AttachSteps(ctx, rep, s.Agent)
-			if rep.FailedDeploys() > 0 {
-				t.Logf("agent log:\n%s", s.Agent.LogTail(60))
+		if name == "fleet" {
+			// The agents check the network the colors and Redis share.
+			for _, a := range s.Agents {
+				if r := a.Command(ctx, "validate"); r.Exit != 0 || !strings.Contains(r.Output, "ok   app.network") {
+					t.Errorf("%s validate: exit %d, want 0 with the network checked:\n%s", a.App, r.Exit, r.Output)
+				}
 			}
+		}
+		rep, err := zdt.Run(ctx, s.Name, s.URL(), s.Deployer, []string{env.Images.A, env.Images.B}, load, logf)
+		if err == nil && len(s.Agents) > 0 {
+			zdt.AttachSteps(ctx, rep, s.Agents...)
+			if rep.FailedDeploys() > 0 {
+				for _, a := range s.Agents {
+					t.Logf("%s log:\n%s", a.App, a.LogTail(60))
+				}
+			}
+		}
+		if s.Redis != nil && err == nil {
+			redisRep, err = zdt.RestartRedis(ctx, s, load, logf)
+			if err != nil {
+				s.Close()
+				t.Fatalf("%s: %v", name, err)
+			}
+			t.Log("\n" + zdt.Details(redisRep))
+		}
+		if r, ok := s.Deployer.(*stack.Rollout); ok && err == nil {
+			// The measured rollouts; the setup's came before any client.
+			all := r.Spreads()
+			spreads = all[max(0, len(all)-len(rep.Deploys)):]
 		}
 		s.Close()
 		if err != nil {
@@ -75,29 +105,60 @@ func TestZeroDowntime(t *testing.T) {
 	}
 	t.Log("\n" + zdt.Table(reps, load))
 
-	agent := reps[0]
-	checks := []struct {
-		name      string
-		got, want int
-	}{
-		{"agent deploys that did not exit 0", agent.FailedDeploys(), 0},
-		{"agent deploys run", len(agent.Deploys), load.Deploys},
-		{"failed HTTP requests", agent.HTTP.Failed, 0},
-		{"WebSocket messages lost", agent.WS.Lost, 0},
-		{"WebSocket messages unacknowledged", agent.WS.Unacked, 0},
-		{"WebSocket messages doubled", agent.WS.Doubled, 0},
-		{"outboxes not empty", agent.WS.NonEmptyOutbox, 0},
-		{"clients whose close was never followed by resumed", agent.WS.Unresolved, 0},
-		{"resumes that lost continuity (reset)", agent.WS.Resets, 0},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("deploy-agent: %s: got %d, want %d", c.name, c.got, c.want)
+	// The agent alone, and two hosts sharing rooms through Redis behind a
+	// load balancer: the same promise.
+	for _, rep := range reps[:2] {
+		checks := []struct {
+			name      string
+			got, want int
+		}{
+			{"deploys that did not exit 0", rep.FailedDeploys(), 0},
+			{"deploys run", len(rep.Deploys), load.Deploys},
+			{"failed HTTP requests", rep.HTTP.Failed, 0},
+			{"WebSocket messages lost", rep.WS.Lost, 0},
+			{"WebSocket messages unacknowledged", rep.WS.Unacked, 0},
+			{"WebSocket messages doubled", rep.WS.Doubled, 0},
+			{"outboxes not empty", rep.WS.NonEmptyOutbox, 0},
+			{"clients whose close was never followed by resumed", rep.WS.Unresolved, 0},
+			{"resumes that lost continuity (reset)", rep.WS.Resets, 0},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s: %s: got %d, want %d", rep.Name, c.name, c.got, c.want)
+			}
+		}
+		if rep.WS.Reconnects < load.Clients*load.Deploys {
+			t.Errorf("%s: got %d reconnects, want at least %d (every deploy moves every client): is the load really going through the deployed colors?",
+				rep.Name, rep.WS.Reconnects, load.Clients*load.Deploys)
 		}
 	}
-	if agent.WS.Reconnects < load.Clients*load.Deploys {
-		t.Errorf("deploy-agent: got %d reconnects, want at least %d (every deploy moves every client): is the load really going through the deployed colors?",
-			agent.WS.Reconnects, load.Clients*load.Deploys)
+	// Redis restarting under the fleet (append-only file on its volume):
+	// sends wait and are retried; nothing is lost, doubled or reset, and no
+	// request fails.
+	if redisRep != nil {
+		for _, c := range []struct {
+			name      string
+			got, want int
+		}{
+			{"restart failed", redisRep.FailedDeploys(), 0},
+			{"failed HTTP requests", redisRep.HTTP.Failed, 0},
+			{"WebSocket messages lost", redisRep.WS.Lost + redisRep.WS.Unacked, 0},
+			{"WebSocket messages doubled", redisRep.WS.Doubled, 0},
+			{"outboxes not empty", redisRep.WS.NonEmptyOutbox, 0},
+			{"resets", redisRep.WS.Resets, 0},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: %s: got %d, want %d", redisRep.Name, c.name, c.got, c.want)
+			}
+		}
+	}
+	// Rooms only span hosts if users do: before every rollout both hosts
+	// must hold some of the clients.
+	t.Logf("fleet: open connections per host before each rollout: %v", spreads)
+	for i, sp := range spreads {
+		if len(sp) != 2 || sp[0] == 0 || sp[1] == 0 {
+			t.Errorf("fleet rollout %d: connections per host %v, want clients on both hosts", i+1, sp)
+		}
 	}
 
 	t.Run("faults", func(t *testing.T) {

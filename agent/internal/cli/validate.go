@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -50,6 +51,16 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 	defer dc.Close()
 	v, err := dc.Ping(ctx)
 	check("docker engine (API "+v+")", err)
+	if n := cfg.App.Network; n != "" && err == nil {
+		switch nw, err := dc.InspectNetwork(ctx, n); {
+		case errors.Is(err, docker.ErrNotFound):
+			fmt.Fprintf(env.Stdout, "warn app.network %s does not exist yet; the first deploy creates it\n", n)
+		case err == nil && nw.Driver != "bridge":
+			check("app.network "+n, fmt.Errorf("driver %s: the colors publish on 127.0.0.1 and need a bridge network", nw.Driver))
+		default:
+			check("app.network "+n, err)
+		}
+	}
 	if cfg.Proxy.Mode == "container" && err == nil {
 		c, err := dc.InspectContainer(ctx, cfg.Proxy.Container)
 		if err == nil && !c.Running {
@@ -60,7 +71,7 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 	// The whole nginx config as it is installed now (it includes proxy.output).
 	check("nginx config test", daemon.NewProxy(&cfg, dc, log).Test(ctx))
 	for _, k := range cfg.LoopbackEnv() {
-		fmt.Fprintf(env.Stdout, "warn app.env.%s names a loopback address: inside the chat container that is the container itself; use an address the containers reach, e.g. the Docker bridge gateway 172.17.0.1 (deploy/install.sh does)\n", k)
+		fmt.Fprintf(env.Stdout, "warn app.env.%s names a loopback address: inside the chat container that is the container itself; put Redis and the colors on one network instead: app.network: mywebchat and redis://mywebchat-redis:6379/0 (deploy/install.sh does)\n", k)
 	}
 	if cfg.App.EnvFile != "" {
 		if _, err := os.Stat(cfg.App.EnvFile); err != nil {

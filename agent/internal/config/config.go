@@ -56,6 +56,10 @@ type App struct {
 	Memory string `yaml:"memory"`
 	// MemoryBytes is Memory parsed; zero means no limit.
 	MemoryBytes int64 `yaml:"-"`
+	// Network is an optional user-defined Docker network the colors join (created on the first
+	// deploy when missing), so they reach services on it by container name, such as
+	// redis://mywebchat-redis:6379/0, without anything published on the host. Empty: the default bridge.
+	Network string `yaml:"network"`
 }
 
 // Color is one slot's host port.
@@ -424,6 +428,13 @@ func (c *Config) problems() []string {
 		}
 		a.MemoryBytes = n
 	}
+	switch {
+	case a.Network == "":
+	case a.Network == "host" || a.Network == "none":
+		bad("app.network: %q cannot publish the colors' ports on 127.0.0.1; name a bridge network such as mywebchat, or leave it empty", a.Network)
+	case !nameRE.MatchString(a.Network):
+		bad("app.network: %q is not a Docker network name (lower-case letters, digits, _ . -)", a.Network)
+	}
 	p := &c.Proxy
 	switch p.Mode {
 	case "container":
@@ -474,8 +485,8 @@ func (c *Config) ContainerName(color string) string { return c.App.Name + "-" + 
 // LoopbackEnv returns, sorted, the app.env keys whose value is a URL naming a
 // loopback host. The chat containers have a network namespace of their own,
 // so such a URL (the design's example CHAT_REDIS_URL) reaches the container
-// itself, not the host: callers warn, since a Redis the containers can reach
-// at that address (a sidecar, a host-network container) is still possible.
+// itself, not the host: callers warn and point at app.network, since a Redis
+// the containers can reach at that address (a sidecar) is still possible.
 func (c *Config) LoopbackEnv() []string {
 	var keys []string
 	for k, v := range c.App.Env {

@@ -55,6 +55,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad env key", base + "  env: {\"A B\": x}\n", []string{"not a variable name"}},
 		{"reserved env", base + "  env: {APP_COLOR: x}\n", []string{"set by the agent"}},
 		{"bad memory", base + "  memory: lots\n", []string{"app.memory"}},
+		{"host network", base + "  network: host\n", []string{"app.network", "cannot publish"}},
+		{"bad network name", base + "  network: \"my net\"\n", []string{"app.network", "not a Docker network name"}},
 		{"healthy_after zero", base + "  health: {healthy_after: 0}\n", []string{"healthy_after"}},
 		{"bad check url", base + "proxy: {check_url: 'ftp://x'}\n", []string{"check_url"}},
 		{"host mode without commands", base + "proxy: {mode: host, test_command: []}\n", []string{"test_command"}},

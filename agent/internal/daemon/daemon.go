@@ -101,7 +101,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	log.Info("deploy agent running", "config", dm.ConfigPath, "state_dir", cfg.StateDir, "proxy_mode", cfg.Proxy.Mode)
 	if keys := cfg.LoopbackEnv(); len(keys) > 0 {
 		// Not an error: a container-reachable service at that address is possible.
-		log.Warn("app.env names a loopback address; inside the chat containers that is the container itself", "keys", keys)
+		log.Warn("app.env names a loopback address; inside the chat containers that is the container itself: set app.network and name the service by its container name", "keys", keys)
 	}
 
 	// SIGHUP (systemctl reload) re-reads the config and template, like an edit does.

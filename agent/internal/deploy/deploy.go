@@ -611,6 +611,7 @@ func (r *run) spec(rel *state.Release, version, handover string) (docker.Spec, e
 		MemoryBytes:   cfg.App.MemoryBytes,
 		Binds:         map[string]string{handover: handoverTarget},
 		StopTimeout:   cfg.App.DrainTimeout.D(),
+		Network:       cfg.App.Network,
 	}, nil
 }
 

@@ -38,6 +38,9 @@ func TestDeployTwiceSwitchesColors(t *testing.T) {
 		if spec.Image != "sha256:1111" || spec.HostPort != 8081 || spec.Labels[LabelRelease] != o.ID || spec.Labels[LabelImage] != "example.com/team/chat:v1" {
 			t.Errorf("spec = %+v: want it to run by image ID on 8081 with labels", spec)
 		}
+		if spec.Network != "" {
+			t.Errorf("spec.Network = %q without app.network, want the default bridge", spec.Network)
+		}
 		fi, err := os.Stat(w.cfg.StateDir + "/handover/chat")
 		if err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("handover folder: %v %v", fi, err)
@@ -67,6 +70,25 @@ func TestDeployTwiceSwitchesColors(t *testing.T) {
 		}
 		if w.reloads != 2 {
 			t.Errorf("nginx reloads = %d, want 2", w.reloads)
+		}
+	})
+}
+
+// TestDeployJoinsAppNetwork: with app.network set, both colors (and a
+// container the reconcile recreates) join it, so a Redis on it is reachable.
+func TestDeployJoinsAppNetwork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.cfg.App.Network = "mywebchat"
+		for _, ref := range []string{"example.com/team/chat:v1", "example.com/team/chat:v2"} {
+			if o := w.deploy(KindDeploy, ref); o.Exit != 0 {
+				t.Fatalf("deploy %s = %+v", ref, o)
+			}
+		}
+		for _, s := range w.eng.creates {
+			if s.Network != "mywebchat" {
+				t.Errorf("%s created on network %q, want mywebchat", s.Name, s.Network)
+			}
 		}
 	})
 }

@@ -78,6 +78,9 @@ type Spec struct {
 	Binds map[string]string
 	// StopTimeout is the grace period docker stop gives after SIGTERM.
 	StopTimeout time.Duration
+	// Network is a user-defined bridge network to join instead of the default bridge; empty
+	// means the default. CreateContainer creates it when missing.
+	Network string
 }
 
 // Client wraps the Engine API client.
@@ -199,11 +202,49 @@ func (c *Client) CreateContainer(ctx context.Context, s Spec) (string, error) {
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 	}
 	hc.Memory = s.MemoryBytes
+	if s.Network != "" {
+		if err := c.EnsureNetwork(ctx, s.Network); err != nil {
+			return "", fmt.Errorf("create %s: %w", s.Name, err)
+		}
+		hc.NetworkMode = container.NetworkMode(s.Network)
+	}
 	r, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Name, Config: cfg, HostConfig: hc})
 	if err != nil {
 		return "", wrap("create container "+s.Name, err)
 	}
 	return r.ID, nil
+}
+
+// Network is what the agent needs to know about a Docker network.
+type Network struct {
+	Name, Driver string
+	Internal     bool
+}
+
+// InspectNetwork returns the named network, or ErrNotFound.
+func (c *Client) InspectNetwork(ctx context.Context, name string) (Network, error) {
+	r, err := c.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return Network{}, wrap("inspect network "+name, err)
+	}
+	return Network{Name: r.Network.Name, Driver: r.Network.Driver, Internal: r.Network.Internal}, nil
+}
+
+// EnsureNetwork creates the bridge network name unless it exists; a network made by someone
+// else (the Redis unit, an operator) is used as it is.
+func (c *Client) EnsureNetwork(ctx context.Context, name string) error {
+	_, err := c.InspectNetwork(ctx, name)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	_, err = c.api.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		Driver: "bridge", Labels: map[string]string{"mywebchat.created-by": "deploy-agent"},
+	})
+	if cerrdefs.IsConflict(err) {
+		// Created meanwhile, e.g. by the Redis unit starting at the same moment.
+		return nil
+	}
+	return wrap("create network "+name, err)
 }
 
 // StartContainer starts a created or stopped container.

@@ -41,6 +41,17 @@ func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
 		case strings.HasPrefix(path, "/images/") && strings.HasSuffix(path, "/json"):
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"message":"No such image"}`))
+		case path == "/networks/chatnet":
+			// Missing until created, like a fresh host.
+			if _, made := bodies["POST /networks/create"]; !made {
+				w.WriteHeader(http.StatusNotFound)
+				w.Write([]byte(`{"message":"network chatnet not found"}`))
+				return
+			}
+			w.Write([]byte(`{"Name":"chatnet","Driver":"bridge"}`))
+		case path == "/networks/create":
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"Id":"n1"}`))
 		case path == "/containers/app-blue/kill":
 			w.WriteHeader(http.StatusNoContent)
 		default:
@@ -107,6 +118,44 @@ func TestCreateContainerIsHardened(t *testing.T) {
 		if !c.ok {
 			t.Errorf("%s: not set in %s", c.name, bodies["POST /containers/create"])
 		}
+	}
+}
+
+func TestCreateContainerJoinsNetwork(t *testing.T) {
+	c, bodies := fakeEngine(t)
+	if _, err := c.CreateContainer(context.Background(), Spec{
+		Name: "app-blue", Image: "sha256:1111", HostPort: 8081, ContainerPort: 8080, Network: "chatnet",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var netReq struct {
+		Name, Driver string
+		Labels       map[string]string
+	}
+	if err := json.Unmarshal(bodies["POST /networks/create"], &netReq); err != nil {
+		t.Fatalf("network not created: %v (%s)", err, bodies["POST /networks/create"])
+	}
+	if netReq.Name != "chatnet" || netReq.Driver != "bridge" || netReq.Labels["mywebchat.created-by"] != "deploy-agent" {
+		t.Errorf("network create = %+v, want bridge chatnet labelled as the agent's", netReq)
+	}
+	var req struct{ HostConfig struct{ NetworkMode string } }
+	if err := json.Unmarshal(bodies["POST /containers/create"], &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.HostConfig.NetworkMode != "chatnet" {
+		t.Errorf("NetworkMode = %q, want chatnet", req.HostConfig.NetworkMode)
+	}
+
+	// Existing now: used as it is, not created again.
+	delete(bodies, "POST /containers/create")
+	bodies["POST /networks/create"] = []byte("seen")
+	if _, err := c.CreateContainer(context.Background(), Spec{
+		Name: "app-blue", Image: "sha256:1111", HostPort: 8081, ContainerPort: 8080, Network: "chatnet",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if string(bodies["POST /networks/create"]) != "seen" {
+		t.Error("an existing network was created again")
 	}
 }
 

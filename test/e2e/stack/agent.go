@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,8 +27,10 @@ type Agent struct {
 	BluePort   int
 	GreenPort  int
 	Nginx      *Nginx
-	Verify     time.Duration // app.verify; zero means 5s, as in deploy/agent.yaml
-	Drain      time.Duration // app.drain_timeout; zero means 30s
+	Verify     time.Duration     // app.verify; zero means 5s, as in deploy/agent.yaml
+	Drain      time.Duration     // app.drain_timeout; zero means 30s
+	Network    string            // app.network; empty for the default bridge
+	Env        map[string]string // app.env
 
 	daemon *exec.Cmd
 	exited chan error
@@ -77,12 +82,12 @@ app:
   drain_timeout: %s
   verify: %s
   keep_releases: 5
-proxy:
+%sproxy:
   mode: container
   container: %s
   output: %s
   check_url: %s/healthz
-`, a.StateDir(), a.App, a.Repository, a.BluePort, a.GreenPort, drain, verify, a.Nginx.Name, a.Nginx.UpstreamFile(), a.Nginx.URL())
+`, a.StateDir(), a.App, a.Repository, a.BluePort, a.GreenPort, drain, verify, a.appExtra(), a.Nginx.Name, a.Nginx.UpstreamFile(), a.Nginx.URL())
 	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
 		return fmt.Errorf("agent config: %w", err)
 	}
@@ -90,6 +95,23 @@ proxy:
 		return fmt.Errorf("agent config: %w", err)
 	}
 	return nil
+}
+
+// appExtra renders the optional app keys.
+func (a *Agent) appExtra() string {
+	var b strings.Builder
+	if a.Network != "" {
+		fmt.Fprintf(&b, "  network: %s\n", a.Network)
+	}
+	if len(a.Env) > 0 {
+		b.WriteString("  env:\n")
+		keys := slices.Sorted(maps.Keys(a.Env))
+		for _, k := range keys {
+			// A Go-quoted string is a valid YAML double-quoted scalar for these values.
+			fmt.Fprintf(&b, "    %s: %s\n", k, strconv.Quote(a.Env[k]))
+		}
+	}
+	return b.String()
 }
 
 // env is the environment every agent command gets.

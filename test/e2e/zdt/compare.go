@@ -9,10 +9,10 @@ import (
 )
 
 // Compare sets up one Env and runs the named scenarios ("agent",
-// "stop-and-run", "bluegreen") one after the other on the same load, then
+// "stop-and-run", "bluegreen", "fleet") one after the other on the same load, then
 // writes the table and the details to w.
 func Compare(ctx context.Context, l Load, which []string, faults string, only []string, faultLoad Load, engineRestart string, w io.Writer, log *slog.Logger) error {
-	env, err := Setup(ctx, slices.Contains(which, "agent") || faults != "none")
+	env, err := Setup(ctx, slices.Contains(which, "agent") || slices.Contains(which, "fleet") || faults != "none")
 	if err != nil {
 		return err
 	}
@@ -30,6 +30,8 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 			s, err = env.StopAndRun(ctx)
 		case "bluegreen":
 			s, err = env.BlueGreen(ctx)
+		case "fleet":
+			s, err = env.FleetScenario(ctx, "fl")
 		default:
 			return fmt.Errorf("unknown scenario %q", name)
 		}
@@ -38,14 +40,21 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 		}
 		log.Info("scenario start", "scenario", s.Name, "url", s.URL())
 		rep, err := Run(ctx, s.Name, s.URL(), s.Deployer, []string{env.Images.A, env.Images.B}, l, logf)
-		if err == nil && s.Agent != nil {
-			AttachSteps(ctx, rep, s.Agent)
+		if err == nil && len(s.Agents) > 0 {
+			AttachSteps(ctx, rep, s.Agents...)
+		}
+		var redisRep *Report
+		if err == nil && s.Redis != nil {
+			redisRep, err = RestartRedis(ctx, s, l, logf)
 		}
 		s.Close()
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(w, Details(rep))
+		if redisRep != nil {
+			fmt.Fprint(w, Details(redisRep))
+		}
 		reps = append(reps, rep)
 	}
 	if len(reps) > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mywebchat/mywebchat/test/e2e/stack"
@@ -71,6 +72,7 @@ func (e *Env) Close() {
 	defer cancel()
 	names, _ := stack.ContainersWithPrefix(ctx, e.Prefix+"-")
 	stack.RemoveContainers(append(names, e.containers...)...)
+	stack.RemoveNetworksWithPrefix(ctx, e.Prefix+"-")
 	im := e.Images
 	// Untag only; layers shared with other images stay.
 	_, _ = stack.Docker(ctx, "rmi", im.A, im.B, im.NeverHealthy, im.Crash, im.WrongColor, im.ForeignImage, im.Nginx)
@@ -80,24 +82,43 @@ func (e *Env) Close() {
 // Scenario is a deployer behind its own nginx, with the first image deployed.
 type Scenario struct {
 	Name     string
-	Nginx    *stack.Nginx
+	Nginx    *stack.Nginx // the nginx users reach
 	Deployer stack.Deployer
-	Agent    *stack.Agent // nil for the baselines
+	Agent    *stack.Agent   // the agent the faults drive; nil for the baselines
+	Agents   []*stack.Agent // every agent of the scenario: one, or one per host of a fleet
+	Redis    *stack.Redis   // the fleet's shared Redis; nil elsewhere
+
+	url     string   // where users go, when not Nginx's own address
+	cleanup []func() // run last, newest first
 }
 
-// Close stops the scenario's agent and removes its containers.
+// Close stops the scenario's agents and removes its containers.
 func (s *Scenario) Close() {
-	if s.Agent != nil {
-		_ = s.Agent.Stop()
+	for _, a := range s.Agents {
+		_ = a.Stop()
 	}
-	stack.RemoveContainers(s.Deployer.Containers()...)
-	s.Nginx.Stop()
+	if s.Deployer != nil {
+		stack.RemoveContainers(s.Deployer.Containers()...)
+	}
+	if s.Nginx != nil {
+		s.Nginx.Stop()
+	}
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
 }
 
-// URL is nginx's base address.
-func (s *Scenario) URL() string { return s.Nginx.URL() }
+// URL is the base address users reach.
+func (s *Scenario) URL() string {
+	if s.url != "" {
+		return s.url
+	}
+	return s.Nginx.URL()
+}
 
-func (e *Env) nginx(ctx context.Context, short string) (*stack.Nginx, error) {
+// nginx starts a scenario's nginx; upstream is its upstream.conf, empty for
+// the placeholder a fresh host starts with.
+func (e *Env) nginx(ctx context.Context, short, upstream string) (*stack.Nginx, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, err
@@ -105,12 +126,20 @@ func (e *Env) nginx(ctx context.Context, short string) (*stack.Nginx, error) {
 	n := &stack.Nginx{Name: e.Prefix + "-" + short + "-nginx", Image: e.Images.Nginx, Port: port,
 		UpstreamDir: filepath.Join(e.Dir, short, "nginx")}
 	e.containers = append(e.containers, n.Name)
+	if upstream != "" {
+		if err := os.MkdirAll(n.UpstreamDir, 0o755); err != nil {
+			return nil, fmt.Errorf("nginx %s: %w", short, err)
+		}
+		if err := os.WriteFile(n.UpstreamFile(), []byte(upstream), 0o644); err != nil {
+			return nil, fmt.Errorf("nginx %s: %w", short, err)
+		}
+	}
 	return n, n.Start(ctx)
 }
 
 // StopAndRun prepares the naive baseline with image A serving.
 func (e *Env) StopAndRun(ctx context.Context) (*Scenario, error) {
-	n, err := e.nginx(ctx, "sr")
+	n, err := e.nginx(ctx, "sr", "")
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +159,7 @@ func (e *Env) StopAndRun(ctx context.Context) (*Scenario, error) {
 
 // BlueGreen prepares the shell-script blue/green baseline with image A serving.
 func (e *Env) BlueGreen(ctx context.Context) (*Scenario, error) {
-	n, err := e.nginx(ctx, "bg")
+	n, err := e.nginx(ctx, "bg", "")
 	if err != nil {
 		return nil, err
 	}
@@ -147,26 +176,142 @@ func (e *Env) BlueGreen(ctx context.Context) (*Scenario, error) {
 // AgentScenario prepares the deploy agent, running as a daemon, with image
 // A deployed through it.
 func (e *Env) AgentScenario(ctx context.Context, short string) (*Scenario, error) {
+	a, err := e.agent(ctx, short, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.first(ctx, &Scenario{Name: a.Name(), Nginx: a.Nginx, Deployer: a, Agent: a, Agents: []*stack.Agent{a}})
+}
+
+// FleetScenario prepares two hosts in Redis mode behind a load balancer, as
+// docs/fleet.md lays them out: each host is an agent with its own nginx and
+// blue/green colors; a front nginx spreads users over both hosts' nginx (an
+// ALB's part, see loadBalancerConf); the colors of both hosts join one Docker network with a Redis
+// container (CHAT_REDIS_URL) and share every room through it. A deploy is a
+// rollout, host after host, stopping at the first failure. Image A ends up
+// deployed on both.
+func (e *Env) FleetScenario(ctx context.Context, short string) (*Scenario, error) {
+	s := &Scenario{}
+	fail := func(err error) (*Scenario, error) {
+		s.Close()
+		return nil, err
+	}
+	redis := &stack.Redis{Name: e.Prefix + "-" + short + "-redis", Network: e.Prefix + "-" + short + "-net",
+		Image: envOr("REDIS_IMAGE", "mywebchat/redis:local")}
+	e.containers = append(e.containers, redis.Name)
+	s.Redis, s.cleanup = redis, append(s.cleanup, redis.Stop)
+	if err := redis.Start(ctx); err != nil {
+		return fail(err)
+	}
+	var upstream strings.Builder
+	upstream.WriteString("# The load balancer: both hosts' nginx.\nupstream chat {\n")
+	for _, h := range []string{"a", "b"} {
+		a, err := e.agent(ctx, short+h, func(a *stack.Agent) {
+			a.Network, a.Env = redis.Network, map[string]string{"CHAT_REDIS_URL": redis.URL()}
+		})
+		if a != nil {
+			s.Agents = append(s.Agents, a)
+			s.cleanup = append(s.cleanup, a.Nginx.Stop)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(&upstream, "    server 127.0.0.1:%d max_fails=0;\n", a.Nginx.Port)
+	}
+	upstream.WriteString("    keepalive 32;\n}\n")
+	front, err := e.nginx(ctx, short+"-front", upstream.String())
+	s.Nginx = front
+	if err != nil {
+		return fail(err)
+	}
+	if s.url, err = loadBalancer(ctx, front); err != nil {
+		return fail(err)
+	}
+	rollout := &stack.Rollout{Agents: s.Agents}
+	s.Name, s.Deployer, s.Agent = rollout.Name(), rollout, s.Agents[0]
+	return e.first(ctx, s)
+}
+
+// loadBalancerConf is the part an ALB plays, added to the front nginx as an
+// operator server block: every request goes to one host's nginx over kept
+// -alive connections, WebSocket upgrades pass through, and a failed request
+// is not retried on the other host (an ALB does not retry either), so a
+// host's failure reaches the load generator.
+const loadBalancerConf = `map $http_upgrade $lb_connection {
+    default upgrade;
+    ''      '';
+}
+server {
+    listen 127.0.0.1:%d;
+    location / {
+        proxy_pass http://chat;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $lb_connection;
+        proxy_set_header Host $http_host;
+        proxy_next_upstream off;
+        proxy_buffering off;
+        proxy_read_timeout 120s;
+        proxy_send_timeout 120s;
+    }
+}
+`
+
+// loadBalancer adds the load balancer's server block to the front nginx,
+// reloads it and returns the address users reach.
+func loadBalancer(ctx context.Context, front *stack.Nginx) (string, error) {
+	port, err := stack.FreePort()
+	if err != nil {
+		return "", err
+	}
+	conf := filepath.Join(front.HostDir(), "load-balancer.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, loadBalancerConf, port), 0o644); err != nil {
+		return "", fmt.Errorf("load balancer: %w", err)
+	}
+	if _, err := stack.Docker(ctx, "kill", "-s", "HUP", front.Name); err != nil {
+		return "", fmt.Errorf("load balancer: %w", err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// Before the first deploy the hosts answer 502; any answer means it listens.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, _, err := stack.Get(ctx, url+"/"); err == nil {
+			return url, nil
+		}
+		if time.Now().After(deadline) {
+			logs, _ := stack.Docker(context.Background(), "logs", "--tail", "20", front.Name)
+			return "", fmt.Errorf("load balancer on %s did not answer: %s", url, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// agent starts an nginx and a deploy agent daemon in front of it, with
+// config changes made by tune (may be nil) before the config is written.
+// On error it returns what it started, for the caller to clean up.
+func (e *Env) agent(ctx context.Context, short string, tune func(*stack.Agent)) (*stack.Agent, error) {
 	if e.Agent == "" {
 		return nil, fmt.Errorf("agent scenario: the agent binary was not built")
 	}
-	n, err := e.nginx(ctx, short)
+	n, err := e.nginx(ctx, short, "")
 	if err != nil {
 		return nil, err
 	}
 	ports, err := stack.FreePorts(2)
 	if err != nil {
+		n.Stop()
 		return nil, err
 	}
 	a := &stack.Agent{Bin: e.Agent, Dir: filepath.Join(e.Dir, short, "agent"), App: e.Prefix + "-" + short,
 		Repository: e.Images.Repository, BluePort: ports[0], GreenPort: ports[1], Nginx: n}
+	e.containers = append(e.containers, a.Containers()...)
+	if tune != nil {
+		tune(a)
+	}
 	if err := a.WriteConfig(); err != nil {
-		return nil, err
+		return a, err
 	}
-	if err := a.Start(ctx); err != nil {
-		return nil, err
-	}
-	return e.first(ctx, &Scenario{Name: a.Name(), Nginx: n, Deployer: a, Agent: a})
+	return a, a.Start(ctx)
 }
 
 // first deploys image A and checks it serves through nginx.

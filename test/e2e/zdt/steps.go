@@ -3,6 +3,7 @@ package zdt
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,18 +18,24 @@ type StepStat struct {
 	Mean, Max time.Duration
 }
 
-// AttachSteps reads `history --json` and records, for the deploys of rep,
-// how long each step took. Journal entries are matched by start time, so
-// the first (setup) deploy is left out.
-func AttachSteps(ctx context.Context, rep *Report, a *stack.Agent) {
-	hist, err := a.History(ctx)
-	if err != nil {
-		rep.StepsErr = err.Error()
-		return
-	}
+// AttachSteps reads `history --json` of every agent and records, for the
+// deploys of rep, how long each step took. Journal entries are matched by
+// start time, so the first (setup) deploy is left out.
+func AttachSteps(ctx context.Context, rep *Report, agents ...*stack.Agent) {
 	if len(rep.Deploys) == 0 {
 		return
 	}
+	var hist []stack.Record
+	for _, a := range agents {
+		h, err := a.History(ctx)
+		if err != nil {
+			rep.StepsErr = err.Error()
+			return
+		}
+		hist = append(hist, h...)
+	}
+	// Newest first, across agents, as one agent's history is.
+	slices.SortStableFunc(hist, func(a, b stack.Record) int { return b.Started.Compare(a.Started) })
 	first := rep.Deploys[0].Start.Add(-time.Second)
 	idx := map[string]int{}
 	// Oldest first, so steps keep the order the agent ran them in.

@@ -8,6 +8,7 @@ package zdt
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mywebchat/mywebchat/test/e2e/httpload"
@@ -82,6 +83,27 @@ func Run(ctx context.Context, name, baseURL string, d stack.Deployer, images []s
 	})
 }
 
+// RestartRedis measures the fleet scenario while its Redis restarts on its
+// append-only file: users may see a delayed ack, nothing else.
+func RestartRedis(ctx context.Context, s *Scenario, l Load, log func(string, ...any)) (*Report, error) {
+	if s.Redis == nil {
+		return nil, fmt.Errorf("%s: no Redis to restart", s.Name)
+	}
+	name := s.Name + ", Redis restart"
+	return Measure(ctx, name, s.URL(), l, l.Warmup+l.Gap+2*time.Minute, func(rep *Report, windows *httpload.Windows) {
+		sleep(ctx, l.Warmup)
+		r := stack.DeployResult{Image: "restart " + s.Redis.Name, Start: time.Now()}
+		if err := s.Redis.Restart(ctx); err != nil {
+			r.Exit, r.Output = 1, err.Error()
+		}
+		r.Duration = time.Since(r.Start)
+		windows.Add(r.Start, r.Start.Add(r.Duration+l.Tail))
+		rep.Deploys = append(rep.Deploys, r)
+		log("redis restart", "scenario", name, "exit", r.Exit, "seconds", r.Duration.Seconds(), "output", r.Output)
+		sleep(ctx, l.Gap)
+	})
+}
+
 // Measure puts the load of l on baseURL while act runs (bounded by maxRun
 // in any case), then stops the load and reports. act records its deploys
 // and their windows in the report it is given.
@@ -143,7 +165,7 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func sanitize(s string) string {
-	b := []byte(s)
+	b := []byte(strings.ToLower(s))
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
 			b[i] = '-'

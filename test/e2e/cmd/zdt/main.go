@@ -28,7 +28,7 @@ func main() {
 	flag.DurationVar(&l.Warmup, "warmup", 5*time.Second, "steady state before the first deploy")
 	flag.DurationVar(&l.Gap, "gap", 3*time.Second, "steady state between deploys")
 	flag.DurationVar(&l.Tail, "tail", 2*time.Second, "a deploy window extends this long past the deploy")
-	which := flag.String("scenarios", "agent,stop-and-run,bluegreen", "comma list of agent, stop-and-run, bluegreen")
+	which := flag.String("scenarios", "agent,fleet,stop-and-run,bluegreen", "comma list of agent, stop-and-run, bluegreen, fleet (two hosts in Redis mode behind a load balancer)")
 	faults := flag.String("faults", "all", "fault scenarios after the comparison: all, short or none")
 	engine := flag.String("engine-restart", "", `shell command that restarts the Docker engine (e.g. "systemctl restart docker"); the fault is skipped without it`)
 	only := flag.String("only", "", "comma list: run only the faults whose name contains one of these")
