@@ -74,7 +74,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	d := NewDeployer(&cfg, dc, log)
 	d.CrashAt = dm.CrashAt
 	work := context.WithoutCancel(ctx)
-	s := &server{log: log, q: q, d: d, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg}
+	s := &server{log: log, q: q, d: d, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg, renamed: make(chan string, 1)}
 
 	if err := d.Reconcile(work, s.done); err != nil {
 		log.Error("reconcile", "err", err)
@@ -116,7 +116,7 @@ func (dm *Daemon) Run(ctx context.Context) error {
 	evDone := make(chan struct{})
 	go func() {
 		defer close(evDone)
-		ew := &eventWatcher{src: dc, app: cfg.App.Name, log: log, kick: kick}
+		ew := &eventWatcher{src: dc, app: cfg.App.Name, renamed: s.renamed, log: log, kick: kick}
 		ew.run(evCtx)
 	}()
 	defer func() { stopEvents(); <-evDone }()
@@ -202,6 +202,8 @@ type server struct {
 	watch   *fsnotify.Watcher
 	cfgPath string
 	cfg     config.Config
+	// renamed carries a new app.name to the event watcher, which subscribes again with it.
+	renamed chan string
 }
 
 // done writes a deploy's outcome where `deploy --wait` looks and drops its queue file.
@@ -304,6 +306,14 @@ func (s *server) reload(ctx context.Context) {
 	*s.d = *nd
 	if old.Proxy.Template != cfg.Proxy.Template {
 		s.watchConfig()
+	}
+	if old.App.Name != cfg.App.Name {
+		// Only the newest name matters: replace one the watcher has not taken yet.
+		select {
+		case <-s.renamed:
+		default:
+		}
+		s.renamed <- cfg.App.Name
 	}
 	s.log.Info("config and template reloaded", "config", s.cfgPath)
 	if err := s.d.Reconcile(ctx, s.done); err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -41,11 +42,17 @@ type eventSource interface {
 type eventWatcher struct {
 	src eventSource
 	app string
-	log *slog.Logger
+	// renamed delivers a new app.name (a live config reload): the subscription, which filters
+	// on the app label, is made again at once with it.
+	renamed <-chan string
+	log     *slog.Logger
 	// kick receives at most one pending signal: a reconcile is due. Buffered (1) by the caller;
 	// a full kick already means "reconcile", so further signals are dropped.
 	kick chan<- struct{}
 }
+
+// errRenamed ends a subscription made for an app name that is no longer configured.
+var errRenamed = errors.New("app.name changed")
 
 // run subscribes until ctx ends, re-subscribing with backoff when the stream breaks. After a
 // re-subscription it asks for a reconcile, since events in the gap were missed.
@@ -58,6 +65,11 @@ func (w *eventWatcher) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		resubscribed = true
+		if errors.Is(err, errRenamed) {
+			w.log.Info("app.name changed; watching its containers", "app", w.app)
+			continue
+		}
 		if time.Since(started) >= eventStableAfter {
 			backoff = eventBackoffMin
 		}
@@ -68,7 +80,6 @@ func (w *eventWatcher) run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, eventBackoffMax)
-		resubscribed = true
 	}
 }
 
@@ -102,6 +113,9 @@ func (w *eventWatcher) watch(ctx context.Context, resubscribed bool) error {
 		case <-due:
 			due = nil
 			w.signal()
+		case name := <-w.renamed:
+			w.app = name
+			return errRenamed
 		case err := <-errc:
 			if due != nil {
 				w.signal()

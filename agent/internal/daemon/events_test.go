@@ -182,3 +182,38 @@ func TestEventWatcherResubscribesWithBackoff(t *testing.T) {
 		<-done
 	})
 }
+
+func TestEventWatcherFollowsRenamedApp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeEvents{streams: make(chan fakeStream, 2)}
+		first, second := newStream(), newStream()
+		src.streams <- first
+		src.streams <- second
+		kick := make(chan struct{}, 1)
+		renamed := make(chan string, 1)
+		w := &eventWatcher{src: src, app: "mywebchat", renamed: renamed, log: slog.New(slog.DiscardHandler), kick: kick}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); w.run(ctx) }()
+		synctest.Wait()
+
+		renamed <- "chat2"
+		synctest.Wait()
+		// At once, not after a backoff: the new name's containers are watched from now on.
+		if got, want := src.subscriptions(), 2; got != want {
+			t.Fatalf("got %d subscriptions after the rename, want %d", got, want)
+		}
+		if got := src.label(deploy.LabelApp); got != "chat2" {
+			t.Errorf("subscribed with %s=%q after the rename, want chat2", deploy.LabelApp, got)
+		}
+		kicks(kick)
+		second.evs <- docker.ContainerEvent{ID: "abc", Name: "chat2-blue", Action: "die"}
+		time.Sleep(eventDebounce)
+		synctest.Wait()
+		if n := kicks(kick); n != 1 {
+			t.Fatalf("got %d reconciles for a die under the new name, want 1", n)
+		}
+		cancel()
+		<-done
+	})
+}
