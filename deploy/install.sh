@@ -23,6 +23,9 @@
 #   NGINX_IMAGE       first nginx image (default ghcr.io/OWNER/mywebchat-nginx:latest;
 #                     releases pin it by digest afterwards)
 #   MYWEBCHAT_REDIS   1 to run the Redis container and point the chat at it
+#   MYWEBCHAT_BEHIND_LB 1 when the host is a load balancer's target (a fleet):
+#                     nginx closes connections after each response (no 502s
+#                     on reloads) and takes user addresses from X-Forwarded-For
 #   AWS_REGION        region of the parameter (default: the instance's region)
 set -eu
 
@@ -43,6 +46,7 @@ ghcr_user=${GHCR_USER:-$owner}
 token_param=${GHCR_TOKEN_PARAM:-/mywebchat/ghcr-pull-token}
 nginx_image=${NGINX_IMAGE:-ghcr.io/$owner/mywebchat-nginx:latest}
 redis=${MYWEBCHAT_REDIS:-0}
+behind_lb=${MYWEBCHAT_BEHIND_LB:-0}
 
 # --- packages -------------------------------------------------------------
 os_id=unknown
@@ -126,6 +130,10 @@ fi
 [ -f /etc/default/deploy-agent ] || printf '# Environment for deploy-agent.service, e.g. DEPLOY_AGENT_CONFIG=...\n' >/etc/default/deploy-agent
 if [ ! -f /etc/mywebchat/nginx.env ]; then
 	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\n' "$nginx_image" >/etc/mywebchat/nginx.env
+	if [ "$behind_lb" = 1 ]; then
+		install -m 0644 "$bundle/nginx-templates/listen-behind-lb.conf" /etc/mywebchat/listen.conf
+		printf 'NGINX_OPTS=-v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro\n' >>/etc/mywebchat/nginx.env
+	fi
 fi
 
 # --- registry login -------------------------------------------------------------

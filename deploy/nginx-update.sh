@@ -31,11 +31,15 @@ if [ "$new_id" = "$cur_id" ]; then
 	exit 0
 fi
 
+# The unit's extra flags too (e.g. the listen file of a host behind a load
+# balancer), split into words as systemd splits $NGINX_OPTS.
+opts=$(sed -n 's/^NGINX_OPTS=//p' "$env_file" 2>/dev/null || true)
+# shellcheck disable=SC2086
 docker run --rm --network none \
 	-v /var/lib/deploy-agent/nginx:/var/lib/deploy-agent/nginx:ro \
 	-v /etc/mywebchat/nginx:/etc/nginx/mywebchat/host:ro \
 	-v /etc/letsencrypt:/etc/letsencrypt:ro \
-	"$ref" nginx -t -q
+	$opts "$ref" nginx -t -q
 
 mkdir -p "$(dirname "$env_file")"
 tmp="$env_file.tmp.$$"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,10 @@ type Nginx struct {
 	Image       string
 	Port        int
 	UpstreamDir string // host folder holding upstream.conf
+	// ListenFrom is a listen file to take the site's server settings from,
+	// e.g. nginx-templates/listen-behind-lb.conf; its listen directives give
+	// way to Port on 127.0.0.1. Empty: just the listen directive.
+	ListenFrom string
 }
 
 // UpstreamFile is the file the site config includes.
@@ -45,7 +50,19 @@ func (n *Nginx) Start(ctx context.Context) error {
 		return fmt.Errorf("nginx: %w", err)
 	}
 	listen := filepath.Join(filepath.Dir(n.UpstreamDir), n.Name+"-listen.conf")
-	if err := os.WriteFile(listen, fmt.Appendf(nil, "listen 127.0.0.1:%d default_server;\n", n.Port), 0o644); err != nil {
+	conf := fmt.Sprintf("listen 127.0.0.1:%d default_server;\n", n.Port)
+	if n.ListenFrom != "" {
+		b, err := os.ReadFile(n.ListenFrom)
+		if err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(line), "listen ") {
+				conf += line + "\n"
+			}
+		}
+	}
+	if err := os.WriteFile(listen, []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
 	if _, err := os.Stat(n.UpstreamFile()); os.IsNotExist(err) {

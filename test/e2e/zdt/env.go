@@ -116,9 +116,8 @@ func (s *Scenario) URL() string {
 	return s.Nginx.URL()
 }
 
-// nginx starts a scenario's nginx; upstream is its upstream.conf, empty for
-// the placeholder a fresh host starts with.
-func (e *Env) nginx(ctx context.Context, short, upstream string) (*stack.Nginx, error) {
+// nginx starts a scenario's nginx, after tune (may be nil) prepared it.
+func (e *Env) nginx(ctx context.Context, short string, tune func(*stack.Nginx) error) (*stack.Nginx, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, err
@@ -126,11 +125,8 @@ func (e *Env) nginx(ctx context.Context, short, upstream string) (*stack.Nginx, 
 	n := &stack.Nginx{Name: e.Prefix + "-" + short + "-nginx", Image: e.Images.Nginx, Port: port,
 		UpstreamDir: filepath.Join(e.Dir, short, "nginx")}
 	e.containers = append(e.containers, n.Name)
-	if upstream != "" {
-		if err := os.MkdirAll(n.UpstreamDir, 0o755); err != nil {
-			return nil, fmt.Errorf("nginx %s: %w", short, err)
-		}
-		if err := os.WriteFile(n.UpstreamFile(), []byte(upstream), 0o644); err != nil {
+	if tune != nil {
+		if err := tune(n); err != nil {
 			return nil, fmt.Errorf("nginx %s: %w", short, err)
 		}
 	}
@@ -139,7 +135,7 @@ func (e *Env) nginx(ctx context.Context, short, upstream string) (*stack.Nginx, 
 
 // StopAndRun prepares the naive baseline with image A serving.
 func (e *Env) StopAndRun(ctx context.Context) (*Scenario, error) {
-	n, err := e.nginx(ctx, "sr", "")
+	n, err := e.nginx(ctx, "sr", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +155,7 @@ func (e *Env) StopAndRun(ctx context.Context) (*Scenario, error) {
 
 // BlueGreen prepares the shell-script blue/green baseline with image A serving.
 func (e *Env) BlueGreen(ctx context.Context) (*Scenario, error) {
-	n, err := e.nginx(ctx, "bg", "")
+	n, err := e.nginx(ctx, "bg", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +172,7 @@ func (e *Env) BlueGreen(ctx context.Context) (*Scenario, error) {
 // AgentScenario prepares the deploy agent, running as a daemon, with image
 // A deployed through it.
 func (e *Env) AgentScenario(ctx context.Context, short string) (*Scenario, error) {
-	a, err := e.agent(ctx, short, nil)
+	a, err := e.agent(ctx, short, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +202,9 @@ func (e *Env) FleetScenario(ctx context.Context, short string) (*Scenario, error
 	var upstream strings.Builder
 	upstream.WriteString("# The load balancer: both hosts' nginx.\nupstream chat {\n")
 	for _, h := range []string{"a", "b"} {
-		a, err := e.agent(ctx, short+h, func(a *stack.Agent) {
+		// Each host's nginx as install.sh sets it up behind a load balancer.
+		behindLB := filepath.Join(e.Root, "nginx-templates", "listen-behind-lb.conf")
+		a, err := e.agent(ctx, short+h, behindLB, func(a *stack.Agent) {
 			a.Network, a.Env = redis.Network, map[string]string{"CHAT_REDIS_URL": redis.URL()}
 		})
 		if a != nil {
@@ -219,7 +217,12 @@ func (e *Env) FleetScenario(ctx context.Context, short string) (*Scenario, error
 		fmt.Fprintf(&upstream, "    server 127.0.0.1:%d max_fails=0;\n", a.Nginx.Port)
 	}
 	upstream.WriteString("    keepalive 32;\n}\n")
-	front, err := e.nginx(ctx, short+"-front", upstream.String())
+	front, err := e.nginx(ctx, short+"-front", func(n *stack.Nginx) error {
+		if err := os.MkdirAll(n.UpstreamDir, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(n.UpstreamFile(), []byte(upstream.String()), 0o644)
+	})
 	s.Nginx = front
 	if err != nil {
 		return fail(err)
@@ -234,9 +237,9 @@ func (e *Env) FleetScenario(ctx context.Context, short string) (*Scenario, error
 
 // loadBalancerConf is the part an ALB plays, added to the front nginx as an
 // operator server block: every request goes to one host's nginx over kept
-// -alive connections, WebSocket upgrades pass through, and a failed request
-// is not retried on the other host (an ALB does not retry either), so a
-// host's failure reaches the load generator.
+// -alive connections with X-Forwarded-For, WebSocket upgrades pass through,
+// and a failed request is not retried on the other host (an ALB does not
+// retry either), so a host's failure reaches the load generator.
 const loadBalancerConf = `map $http_upgrade $lb_connection {
     default upgrade;
     ''      '';
@@ -249,6 +252,7 @@ server {
         proxy_set_header Upgrade $http_upgrade;
         proxy_set_header Connection $lb_connection;
         proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_next_upstream off;
         proxy_buffering off;
         proxy_read_timeout 120s;
@@ -286,14 +290,18 @@ func loadBalancer(ctx context.Context, front *stack.Nginx) (string, error) {
 	}
 }
 
-// agent starts an nginx and a deploy agent daemon in front of it, with
-// config changes made by tune (may be nil) before the config is written.
-// On error it returns what it started, for the caller to clean up.
-func (e *Env) agent(ctx context.Context, short string, tune func(*stack.Agent)) (*stack.Agent, error) {
+// agent starts an nginx (with the listen settings of listenFrom, if set) and
+// a deploy agent daemon in front of it, with config changes made by tune (may
+// be nil) before the config is written. On error it returns what it started,
+// for the caller to clean up.
+func (e *Env) agent(ctx context.Context, short, listenFrom string, tune func(*stack.Agent)) (*stack.Agent, error) {
 	if e.Agent == "" {
 		return nil, fmt.Errorf("agent scenario: the agent binary was not built")
 	}
-	n, err := e.nginx(ctx, short, "")
+	n, err := e.nginx(ctx, short, func(n *stack.Nginx) error {
+		n.ListenFrom = listenFrom
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
