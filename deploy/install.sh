@@ -130,9 +130,23 @@ fi
 [ -f /etc/default/deploy-agent ] || printf '# Environment for deploy-agent.service, e.g. DEPLOY_AGENT_CONFIG=...\n' >/etc/default/deploy-agent
 if [ ! -f /etc/mywebchat/nginx.env ]; then
 	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\n' "$nginx_image" >/etc/mywebchat/nginx.env
-	if [ "$behind_lb" = 1 ]; then
+fi
+# A load balancer's target: the listen file of nginx-templates/listen-behind-lb.conf, mounted
+# through the unit's NGINX_OPTS (kept flags stay). Applied on re-runs too.
+nginx_changed=0
+if [ "$behind_lb" = 1 ]; then
+	if ! cmp -s "$bundle/nginx-templates/listen-behind-lb.conf" /etc/mywebchat/listen.conf; then
 		install -m 0644 "$bundle/nginx-templates/listen-behind-lb.conf" /etc/mywebchat/listen.conf
-		printf 'NGINX_OPTS=-v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro\n' >>/etc/mywebchat/nginx.env
+		nginx_changed=1
+	fi
+	mount_opt='-v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro'
+	if ! grep -q '^NGINX_OPTS=.*/etc/mywebchat/listen.conf:' /etc/mywebchat/nginx.env; then
+		if grep -q '^NGINX_OPTS=' /etc/mywebchat/nginx.env; then
+			sed -i "s#^NGINX_OPTS=\(.*\)\$#NGINX_OPTS=\1 $mount_opt#" /etc/mywebchat/nginx.env
+		else
+			printf 'NGINX_OPTS=%s\n' "$mount_opt" >>/etc/mywebchat/nginx.env
+		fi
+		nginx_changed=1
 	fi
 fi
 
@@ -191,7 +205,12 @@ if [ "$agent_changed" -eq 1 ]; then
 else
 	systemctl start deploy-agent.service
 fi
-systemctl start mywebchat-nginx.service
+if [ "$nginx_changed" -eq 1 ] && systemctl is-active --quiet mywebchat-nginx.service; then
+	# Open WebSockets reconnect once and resume; plain requests are not lost.
+	systemctl restart mywebchat-nginx.service
+else
+	systemctl start mywebchat-nginx.service
+fi
 /usr/local/bin/deploy-agent validate || die "deploy-agent validate failed; fix /etc/deploy-agent/agent.yaml"
 log "ready: deploy-agent status"
 /usr/local/bin/deploy-agent status || true

@@ -233,6 +233,25 @@ func TestImages(t *testing.T) {
 		}
 	})
 
+	t.Run("nginx -t behind a load balancer", func(t *testing.T) {
+		// As install.sh MYWEBCHAT_BEHIND_LB=1 mounts it, from the image's own copy.
+		lb := filepath.Join(root, "nginx-templates", "listen-behind-lb.conf")
+		args := append([]string{"run", "--rm", "-v", upMount,
+			"-v", lb + ":/etc/nginx/mywebchat/listen.conf:ro"}, nginxHardening...)
+		out, err := docker(t.Context(), append(args, nginxTag, "nginx", "-T")...)
+		if err != nil {
+			t.Fatalf("nginx -T with listen-behind-lb.conf: %v %s", err, out)
+		}
+		for _, want := range []string{"keepalive_timeout 0;", "real_ip_header X-Forwarded-For;"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("nginx -T does not show %q; is the listen file included in the server?", want)
+			}
+		}
+		if _, err := docker(t.Context(), "run", "--rm", nginxTag, "test", "-f", "/etc/nginx/mywebchat/listen-behind-lb.conf"); err != nil {
+			t.Errorf("the image does not carry listen-behind-lb.conf: %v", err)
+		}
+	})
+
 	t.Run("nginx -t with the HTTPS server enabled", func(t *testing.T) {
 		le := filepath.Join(tmp, "letsencrypt")
 		hostConf := filepath.Join(tmp, "hostconf")

@@ -79,10 +79,12 @@ grep -q 'systemctl start deploy-agent.service' /tmp/calls || fail "re-run did no
 if grep -rq "` + fakeToken + `" /tmp/out1 /tmp/out2 /tmp/calls; then fail "the token leaked into output or argv"; fi
 # With Redis: the colors join its network and name it; the config stays strict YAML.
 rm /etc/deploy-agent/agent.yaml
-rm /etc/mywebchat/nginx.env
+echo 'NGINX_OPTS=--memory 256m' >>/etc/mywebchat/nginx.env
 MYWEBCHAT_REDIS=1 MYWEBCHAT_BEHIND_LB=1 sh /bundle/deploy/install.sh >/tmp/out3 2>&1 || { cat /tmp/out3; fail "run with Redis"; }
 grep -q '^keepalive_timeout 0;' /etc/mywebchat/listen.conf || fail "behind a load balancer: listen.conf"
-grep -q '^NGINX_OPTS=-v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro$' /etc/mywebchat/nginx.env || fail "behind a load balancer: NGINX_OPTS"
+grep -q '^NGINX_OPTS=--memory 256m -v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro$' /etc/mywebchat/nginx.env || fail "behind a load balancer: NGINX_OPTS"
+MYWEBCHAT_BEHIND_LB=1 sh /bundle/deploy/install.sh >/tmp/out4 2>&1 || { cat /tmp/out4; fail "re-run behind a load balancer"; }
+[ "$(grep -c '^NGINX_OPTS=' /etc/mywebchat/nginx.env)" = 1 ] && [ "$(grep -o 'listen.conf:ro' /etc/mywebchat/nginx.env | wc -l)" = 1 ] || fail "re-run added the mount twice"
 grep -q 'CHAT_REDIS_URL: "redis://mywebchat-redis:6379/0"' /etc/deploy-agent/agent.yaml || fail "Redis URL not rewritten"
 grep -q '^  network: mywebchat ' /etc/deploy-agent/agent.yaml || fail "app.network not set"
 grep -q 'systemctl enable --now mywebchat-redis.service' /tmp/calls || fail "Redis unit not enabled"
