@@ -88,7 +88,10 @@ bench:
 	rm -rf $$d
 	# Zero downtime, long form (BENCHMARKS.md "Zero downtime"): 1,000 req/s,
 	# 200 WebSocket clients, 20 deploys per deployer, every fault scenario.
-	$(GO) run ./test/e2e/cmd/zdt -rate 1000 -clients 200 -rooms 8 -deploys 20 -faults all
+	$(GO) run ./test/e2e/cmd/zdt -rate 1000 -clients 200 -rooms 8 -deploys 20 -faults all -scenarios agent,stop-and-run,bluegreen
+	# Two hosts in Redis mode behind a load balancer (BENCHMARKS.md "Redis and fleets"): twice
+	# the containers and nginx hops of one host, so half the rate on this 2-core machine.
+	$(GO) run ./test/e2e/cmd/zdt -rate 500 -clients 200 -rooms 8 -deploys 20 -faults none -scenarios fleet
 	# Deploy agent overhead per deploy (BENCHMARKS.md "Deploy agent"), from history --json steps.
 	$(GO) test -tags integration -count=1 -v -run 'TestHostMode|TestContainerMode' ./agent/cmd/deploy-agent/ | grep -E 'overhead|load'
 	# Fan-out in-process vs. through Redis, one and two instances (BENCHMARKS.md "Redis and fleets").
