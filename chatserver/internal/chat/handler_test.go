@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -393,4 +394,62 @@ func TestBadHelloGetsOneErrorAnd1008(t *testing.T) {
 			t.Fatalf("%s: got %s %v after the error, want close 1008", frame, data, err)
 		}
 	}
+}
+
+// sharedRemote stands in for a store whose rooms span instances: rooms open
+// empty under one epoch, and the counts the hub reports are recorded.
+type sharedRemote struct {
+	hub     *Hub
+	mu      sync.Mutex
+	reports map[string]int
+}
+
+func (r *sharedRemote) Open(_ context.Context, room string) error {
+	return r.hub.Install(room, RoomState{Epoch: "shared"})
+}
+
+func (r *sharedRemote) Append(context.Context, string, Message) (uint64, error) {
+	return 0, ErrDraining
+}
+
+func (r *sharedRemote) ReportPresence(room string, local int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports[room] = local
+}
+
+func (r *sharedRemote) reported(room string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reports[room]
+}
+
+func TestPresenceCountsOtherInstances(t *testing.T) {
+	s := newTestServer(t, nil)
+	rem := &sharedRemote{hub: s.hub, reports: map[string]int{}}
+	s.hub.SetRemote(rem)
+	a := s.client(t, "r1", "ana")
+	waitReported := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for rem.reported("r1") != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("hub reported %d local members of r1, want %d", rem.reported("r1"), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitReported(1)
+
+	// Three members on other instances: everyone here sees them at once.
+	s.hub.SetOthersOnline("r1", 3)
+	wait(t, a, func(s chatclient.Snapshot) bool { return s.Online == 4 })
+	b := s.client(t, "r1", "bo")
+	if got := b.Snapshot().Welcomes[0].Online; got != 5 {
+		t.Errorf("welcome online = %d, want 5 (2 here + 3 elsewhere)", got)
+	}
+	waitReported(2) // only this instance's own members are reported
+	s.hub.SetOthersOnline("r1", 0)
+	wait(t, a, func(s chatclient.Snapshot) bool { return s.Online == 2 })
+	s.hub.SetOthersOnline("not-held", 7) // a room this hub does not hold: ignored
 }

@@ -67,6 +67,15 @@ type Remote interface {
 	Append(ctx context.Context, room string, m Message) (seq uint64, err error)
 }
 
+// PresenceSharer is implemented by a Remote whose rooms span instances
+// (CHAT_REDIS_URL): "online" then counts a room's members on every instance.
+// The hub reports its own count of a room whenever it changed (coalesced, from
+// under the room's lock, so ReportPresence must not block); the sharer tells
+// the hub the other instances' total through Hub.SetOthersOnline.
+type PresenceSharer interface {
+	ReportPresence(room string, local int)
+}
+
 // Event is one change of a room, reported to followers: either a full State
 // (a snapshot or a new room) or one appended Msg.
 type Event struct {
@@ -499,7 +508,7 @@ func (h *Hub) join(ctx context.Context, c *client, hello *Hello) error {
 	c.room = r
 	c.enqueue(mustJSON(welcomeFrame{
 		T: "welcome", Epoch: r.epoch, Seq: r.seq, Resume: resume,
-		Color: h.cfg.Color, Version: h.cfg.Version, Online: len(r.clients),
+		Color: h.cfg.Color, Version: h.cfg.Version, Online: r.onlineLocked(),
 	}))
 	for _, f := range frames {
 		c.enqueue(f)
@@ -537,8 +546,29 @@ func (h *Hub) schedulePresenceLocked(r *room) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.presencePending = false
-		h.broadcastLocked(r, mustJSON(presenceFrame{T: "presence", Online: len(r.clients)}))
+		h.broadcastLocked(r, mustJSON(presenceFrame{T: "presence", Online: r.onlineLocked()}))
+		if p, ok := h.getRemote().(PresenceSharer); ok {
+			p.ReportPresence(r.name, len(r.clients))
+		}
 	})
+}
+
+// SetOthersOnline records how many members room has on other instances and,
+// when that changed, tells the room's clients (coalesced like local joins).
+// Unknown rooms are ignored: their count is asked for when they are opened.
+func (h *Hub) SetOthersOnline(room string, n int) {
+	h.mu.Lock()
+	r := h.rooms[room]
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n = max(0, n); r.others != n {
+		r.others = n
+		h.schedulePresenceLocked(r)
+	}
 }
 
 // CloseAll closes every connection with 1012 and a retry_ms spread over

@@ -51,7 +51,12 @@ type room struct {
 	changed chan struct{}
 	// presencePending is true while a coalesced presence broadcast is scheduled.
 	presencePending bool
+	// others counts the room's members on other instances (shared rooms); 0 otherwise.
+	others int
 }
+
+// onlineLocked is the room's member count as clients see it.
+func (r *room) onlineLocked() int { return len(r.clients) + r.others }
 
 func newRoom(name, epoch string, limit, window int) *room {
 	return &room{

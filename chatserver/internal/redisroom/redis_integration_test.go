@@ -484,3 +484,52 @@ func TestRedisBehindDeliveredStartsNewEpoch(t *testing.T) {
 		t.Fatalf("first append in the new epoch: seq %d err %v, want 1", seq, err)
 	}
 }
+
+// TestPresenceSpansInstances: "online" counts a room's members on every
+// instance; an instance that vanished stops counting once its count expires,
+// one that closes stops at once.
+func TestPresenceSpansInstances(t *testing.T) {
+	rs := startRedis(t)
+	prefix := prefixFor(t)
+	a := newInstance(t, rs.url(), prefix, "blue")
+	b := newInstance(t, rs.url(), prefix, "green")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	online := func(c *chatclient.Client, want int) {
+		t.Helper()
+		if err := c.WaitFor(ctx, func(s chatclient.Snapshot) bool { return s.Live && s.Online == want }); err != nil {
+			t.Fatalf("online = %d, want %d: %v", c.Snapshot().Online, want, err)
+		}
+	}
+	ca := runClient(t, ctx, a, "hall", "ann", "sid-ann")
+	cb := runClient(t, ctx, b, "hall", "bob", "sid-bob")
+	online(ca, 2)
+	online(cb, 2)
+	cb2 := runClient(t, ctx, b, "hall", "cy", "sid-cy")
+	online(ca, 3)
+	online(cb2, 3)
+
+	// An instance that died without clearing its count: counted until the
+	// count expires, then dropped by the next reader.
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+	defer rdb.Close()
+	set := prefix + "presence:{hall}"
+	if err := rdb.Set(ctx, set+":ghost", 5, 500*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.SAdd(ctx, set, "ghost")
+	rdb.Publish(ctx, prefix+"presence", "hall")
+	online(ca, 8)
+	time.Sleep(600 * time.Millisecond)
+	rdb.Publish(ctx, prefix+"presence", "hall")
+	online(ca, 3)
+	if ok, _ := rdb.SIsMember(ctx, set, "ghost").Result(); ok {
+		t.Error("the expired instance is still listed in the room's presence set")
+	}
+
+	// A clean exit clears this instance's count at once.
+	if err := b.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	online(ca, 1)
+}

@@ -16,6 +16,8 @@
 // to its hub in seq order; a gap (it fell behind the trimmed log) or an epoch
 // change re-installs the room from a snapshot.
 //
+// Presence ("online") is shared too: see presence.go.
+//
 // An ack is sent only after Redis ran the script, so what a client saw acked
 // is in Redis; whether it survives a Redis restart depends on Redis'
 // persistence (appendonly yes, appendfsync always or everysec; see
@@ -107,8 +109,11 @@ type Store struct {
 	prefix  string
 	history int
 	window  int
-	ttl     int64 // seconds; 0 = no expiry
+	ttl     int64  // seconds; 0 = no expiry
+	id      string // this instance, in wake and presence keys
 	wakeKey string
+
+	presence *presence
 
 	// mu guards rooms and dirty, and is held while the hub's replica of a
 	// room changes (Install, Apply), so snapshots and the feed never
@@ -118,7 +123,8 @@ type Store struct {
 	dirty map[string]bool // rooms to re-install from a snapshot
 
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // the follower ended
+	pdone  chan struct{} // the presence loop ended (its counts cleared)
 }
 
 // Connector returns a server.RemoteFunc that connects to CHAT_REDIS_URL and
@@ -192,23 +198,32 @@ func newStore(rdb *redis.Client, cfg Config) *Store {
 	case cfg.TTL > 0:
 		s.ttl = max(1, int64(cfg.TTL/time.Second))
 	}
-	s.wakeKey = s.prefix + "wake:" + chat.NewEpoch()
+	s.id = chat.NewEpoch()
+	s.wakeKey = s.prefix + "wake:" + s.id
+	s.presence = newPresence()
 	return s
 }
 
 func (s *Store) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.pdone = make(chan struct{})
 	go func() {
 		defer close(s.done)
 		s.run(ctx)
 	}()
+	go func() {
+		defer close(s.pdone)
+		s.runPresence(ctx)
+	}()
 }
 
-// Close stops following and closes the connections.
+// Close stops following, clears this instance's presence counts and closes
+// the connections.
 func (s *Store) Close() error {
 	if s.cancel != nil {
 		s.cancel()
+		<-s.pdone // its last writes need the client
 	}
 	// Closing the client ends a blocked XREAD at once.
 	err := s.rdb.Close()

@@ -12,9 +12,39 @@ import (
 
 // The server's hook for CHAT_REDIS_URL and the store must stay compatible.
 var (
-	_ server.RemoteFunc = Connector(0)
-	_ chat.Remote       = (*Store)(nil)
+	_ server.RemoteFunc   = Connector(0)
+	_ chat.Remote         = (*Store)(nil)
+	_ chat.PresenceSharer = (*Store)(nil)
 )
+
+func TestCountOthers(t *testing.T) {
+	tests := []struct {
+		name     string
+		ids      []string
+		counts   []any
+		want     int
+		wantGone []any
+	}{
+		{"none", nil, nil, 0, nil},
+		{"two instances", []string{"a", "b"}, []any{"3", "4"}, 7, nil},
+		{"one expired", []string{"a", "b"}, []any{"3", nil}, 3, []any{"b"}},
+		{"garbage is not counted", []string{"a", "b", "c"}, []any{"x", "-1", "99999999"}, 0, []any{"a", "b", "c"}},
+		{"fewer counts than ids", []string{"a", "b"}, []any{"2"}, 2, []any{"b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, gone := countOthers(tt.ids, tt.counts)
+			if got != tt.want || len(gone) != len(tt.wantGone) {
+				t.Fatalf("countOthers = %d, %v; want %d, %v", got, gone, tt.want, tt.wantGone)
+			}
+			for i := range gone {
+				if gone[i] != tt.wantGone[i] {
+					t.Errorf("gone[%d] = %v, want %v", i, gone[i], tt.wantGone[i])
+				}
+			}
+		})
+	}
+}
 
 func TestSleep(t *testing.T) {
 	tests := []struct {
