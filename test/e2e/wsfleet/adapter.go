@@ -53,6 +53,8 @@ func (cc *chatClient) Run(ctx context.Context) error { return cc.c.Run(ctx) }
 
 func (cc *chatClient) Ready() bool { return cc.c.Snapshot().Live }
 
+func (cc *chatClient) Online() int { return cc.c.Snapshot().Online }
+
 func (cc *chatClient) Send(text string) error {
 	cid := cc.c.Send(text, rand.Float64(), rand.Float64())
 	cc.mu.Lock()

@@ -34,6 +34,8 @@ type client interface {
 	Send(text string) error
 	// Settled reports whether the outbox is empty.
 	Settled() bool
+	// Online is the room's member count the server last reported.
+	Online() int
 	// Record snapshots what the client saw.
 	Record() Record
 }
@@ -43,6 +45,7 @@ type client interface {
 type Fleet struct {
 	cfg     Config
 	clients []client
+	rooms   []string // each client's room
 	cancel  context.CancelFunc
 	runs    sync.WaitGroup
 	sendWG  sync.WaitGroup
@@ -61,6 +64,7 @@ func New(cfg Config) *Fleet {
 			room = room[len(room)-32:]
 		}
 		f.clients = append(f.clients, newClient(cfg, room, fmt.Sprintf("c%d", i)))
+		f.rooms = append(f.rooms, room)
 	}
 	return f
 }
@@ -95,6 +99,34 @@ func (f *Fleet) Connect(ctx context.Context, timeout time.Duration) error {
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("only %d of %d clients ready after %s", ready, len(f.clients), timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitOnline waits until every client's "online" is its room's size in the
+// fleet: every member counted, wherever it is connected (with rooms in Redis,
+// on every instance behind the load balancer).
+func (f *Fleet) WaitOnline(ctx context.Context, timeout time.Duration) error {
+	size := map[string]int{}
+	for _, r := range f.rooms {
+		size[r]++
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		wrong := 0
+		var example string
+		for i, c := range f.clients {
+			if n := c.Online(); n != size[f.rooms[i]] {
+				wrong++
+				example = fmt.Sprintf("a client of room %s sees %d online, want %d", f.rooms[i], n, size[f.rooms[i]])
+			}
+		}
+		if wrong == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%d of %d clients do not see their room's members after %s; e.g. %s", wrong, len(f.clients), timeout, example)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -122,6 +122,10 @@ func Measure(ctx context.Context, name, baseURL string, l Load, maxRun time.Dura
 			fl.Close()
 			return nil, fmt.Errorf("%s: connect clients: %w", name, err)
 		}
+		if err := fl.WaitOnline(ctx, 15*time.Second); err != nil {
+			fl.Close()
+			return nil, fmt.Errorf("%s: presence: %w", name, err)
+		}
 		fl.StartSending(ctx)
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
