@@ -2,6 +2,7 @@ package redisroom
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -120,19 +121,7 @@ func (s *Store) flushPresence(ctx context.Context, all bool) {
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
 	for room, n := range write {
-		pipe := s.rdb.Pipeline()
-		if n > 0 {
-			pipe.Set(ctx, s.presenceKey(room, s.id), n, presenceStale)
-			pipe.SAdd(ctx, s.presenceSet(room), s.id)
-			pipe.Expire(ctx, s.presenceSet(room), 2*presenceStale)
-		} else {
-			pipe.Del(ctx, s.presenceKey(room, s.id))
-			pipe.SRem(ctx, s.presenceSet(room), s.id)
-		}
-		if !all {
-			pipe.Publish(ctx, s.presenceChannel(), room)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if err := s.writePresence(ctx, room, n, !all); err != nil {
 			s.log.Debug("redis rooms: presence write", "room", room, "err", err)
 			p.mu.Lock()
 			if _, ok := p.local[room]; !ok {
@@ -149,10 +138,7 @@ func (s *Store) flushPresence(ctx context.Context, all bool) {
 		return
 	}
 	s.mu.Lock()
-	held := make([]string, 0, len(s.rooms))
-	for room := range s.rooms {
-		held = append(held, room)
-	}
+	held := slices.Collect(maps.Keys(s.rooms))
 	s.mu.Unlock()
 	for _, room := range held {
 		s.readPresence(ctx, room)
@@ -211,23 +197,35 @@ func countOthers(ids []string, counts []any) (int, []any) {
 	return sum, gone
 }
 
+// writePresence sets this instance's count of room (0 removes it) and, with
+// announce, tells the other instances.
+func (s *Store) writePresence(ctx context.Context, room string, n int, announce bool) error {
+	pipe := s.rdb.Pipeline()
+	if n > 0 {
+		pipe.Set(ctx, s.presenceKey(room, s.id), n, presenceStale)
+		pipe.SAdd(ctx, s.presenceSet(room), s.id)
+		pipe.Expire(ctx, s.presenceSet(room), 2*presenceStale)
+	} else {
+		pipe.Del(ctx, s.presenceKey(room, s.id))
+		pipe.SRem(ctx, s.presenceSet(room), s.id)
+	}
+	if announce {
+		pipe.Publish(ctx, s.presenceChannel(), room)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
 // clearPresence removes this instance's counts and announces it, best effort.
 func (s *Store) clearPresence() {
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
 	p := s.presence
 	p.mu.Lock()
-	rooms := make([]string, 0, len(p.local))
-	for room := range p.local {
-		rooms = append(rooms, room)
-	}
+	rooms := slices.Collect(maps.Keys(p.local))
 	p.mu.Unlock()
 	for _, room := range rooms {
-		pipe := s.rdb.Pipeline()
-		pipe.Del(ctx, s.presenceKey(room, s.id))
-		pipe.SRem(ctx, s.presenceSet(room), s.id)
-		pipe.Publish(ctx, s.presenceChannel(), room)
-		if _, err := pipe.Exec(ctx); err != nil {
+		if err := s.writePresence(ctx, room, 0, true); err != nil {
 			s.log.Debug("redis rooms: presence clear", "room", room, "err", err)
 		}
 	}

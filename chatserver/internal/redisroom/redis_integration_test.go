@@ -133,6 +133,15 @@ func runClient(t *testing.T, ctx context.Context, in *instance, room, name, sid 
 	return c
 }
 
+// twoInstances starts a Redis and two instances ("blue", "green") sharing
+// its rooms under a fresh key prefix.
+func twoInstances(t *testing.T) (*redisServer, string, *instance, *instance) {
+	t.Helper()
+	rs := startRedis(t)
+	prefix := prefixFor(t)
+	return rs, prefix, newInstance(t, rs.url(), prefix, "blue"), newInstance(t, rs.url(), prefix, "green")
+}
+
 func prefixFor(t *testing.T) string { return "redisroom-itest-" + chat.NewEpoch() + ":" }
 
 // contiguous reports whether msgs are exactly seqs from..to in order.
@@ -160,10 +169,7 @@ func waitAll(t *testing.T, ctx context.Context, want uint64, clients ...*chatcli
 }
 
 func TestTwoInstancesShareRooms(t *testing.T) {
-	rs := startRedis(t)
-	prefix := prefixFor(t)
-	a := newInstance(t, rs.url(), prefix, "blue")
-	b := newInstance(t, rs.url(), prefix, "green")
+	_, _, a, b := twoInstances(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	ca := runClient(t, ctx, a, "lobby", "ann", "sid-ann")
@@ -264,10 +270,7 @@ func TestTwoInstancesShareRooms(t *testing.T) {
 }
 
 func TestRedisRestartLosesNothingAcked(t *testing.T) {
-	rs := startRedis(t)
-	prefix := prefixFor(t)
-	a := newInstance(t, rs.url(), prefix, "blue")
-	b := newInstance(t, rs.url(), prefix, "green")
+	rs, _, a, b := twoInstances(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	ca := runClient(t, ctx, a, "restart", "ann", "sid-ann")
@@ -489,10 +492,7 @@ func TestRedisBehindDeliveredStartsNewEpoch(t *testing.T) {
 // instance; an instance that vanished stops counting once its count expires,
 // one that closes stops at once.
 func TestPresenceSpansInstances(t *testing.T) {
-	rs := startRedis(t)
-	prefix := prefixFor(t)
-	a := newInstance(t, rs.url(), prefix, "blue")
-	b := newInstance(t, rs.url(), prefix, "green")
+	rs, prefix, a, b := twoInstances(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	online := func(c *chatclient.Client, want int) {
