@@ -64,6 +64,17 @@ func newStream() fakeStream {
 	return fakeStream{evs: make(chan docker.ContainerEvent), errc: make(chan error, 1)}
 }
 
+// startWatcher runs a watcher of app "mywebchat" on src until the returned
+// stop is called; it returns the kick channel the watcher signals on.
+func startWatcher(t *testing.T, src eventSource, renamed <-chan string) (chan struct{}, func()) {
+	kick := make(chan struct{}, 1)
+	w := &eventWatcher{src: src, app: "mywebchat", renamed: renamed, log: slog.New(slog.DiscardHandler), kick: kick}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+	return kick, func() { cancel(); <-done }
+}
+
 // kicks counts the signals waiting on kick, draining it.
 func kicks(kick chan struct{}) int {
 	n := 0
@@ -91,11 +102,7 @@ func TestEventWatcherDebouncesIntoOneReconcile(t *testing.T) {
 				src := &fakeEvents{streams: make(chan fakeStream, 1)}
 				st := newStream()
 				src.streams <- st
-				kick := make(chan struct{}, 1)
-				w := &eventWatcher{src: src, app: "mywebchat", log: slog.New(slog.DiscardHandler), kick: kick}
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { defer close(done); w.run(ctx) }()
+				kick, stop := startWatcher(t, src, nil)
 
 				start := time.Now()
 				for _, a := range tt.events {
@@ -118,8 +125,7 @@ func TestEventWatcherDebouncesIntoOneReconcile(t *testing.T) {
 				if got, want := src.label(deploy.LabelApp), "mywebchat"; got != want {
 					t.Errorf("subscribed with label %s=%q, want %q", deploy.LabelApp, got, want)
 				}
-				cancel()
-				<-done
+				stop()
 			})
 		})
 	}
@@ -131,11 +137,7 @@ func TestEventWatcherResubscribesWithBackoff(t *testing.T) {
 		src := &fakeEvents{fail: []error{refused, refused}, streams: make(chan fakeStream, 2)}
 		first, second := newStream(), newStream()
 		src.streams <- first
-		kick := make(chan struct{}, 1)
-		w := &eventWatcher{src: src, app: "mywebchat", log: slog.New(slog.DiscardHandler), kick: kick}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); w.run(ctx) }()
+		kick, stop := startWatcher(t, src, nil)
 
 		// Engine down at start: two refused subscriptions, waiting 0.5 s then 1 s.
 		synctest.Wait()
@@ -178,8 +180,7 @@ func TestEventWatcherResubscribesWithBackoff(t *testing.T) {
 		if n := kicks(kick); n != 1 {
 			t.Fatalf("got %d reconciles for a die on the new stream, want 1", n)
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
 
@@ -189,12 +190,8 @@ func TestEventWatcherFollowsRenamedApp(t *testing.T) {
 		first, second := newStream(), newStream()
 		src.streams <- first
 		src.streams <- second
-		kick := make(chan struct{}, 1)
 		renamed := make(chan string, 1)
-		w := &eventWatcher{src: src, app: "mywebchat", renamed: renamed, log: slog.New(slog.DiscardHandler), kick: kick}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); w.run(ctx) }()
+		kick, stop := startWatcher(t, src, renamed)
 		synctest.Wait()
 
 		renamed <- "chat2"
@@ -213,7 +210,6 @@ func TestEventWatcherFollowsRenamedApp(t *testing.T) {
 		if n := kicks(kick); n != 1 {
 			t.Fatalf("got %d reconciles for a die under the new name, want 1", n)
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
