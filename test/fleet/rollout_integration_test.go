@@ -208,13 +208,19 @@ func buildImages(t *testing.T, repo string) {
 	})
 }
 
-// rollout runs rollout.sh and returns its output and exit code.
+// rollout runs rollout.sh one host at a time and returns its output and exit code.
 func rollout(t *testing.T, agentBin string, args ...string) (string, int) {
+	t.Helper()
+	return rolloutBatch(t, agentBin, 1, args...)
+}
+
+// rolloutBatch runs rollout.sh with batch hosts at once.
+func rolloutBatch(t *testing.T, agentBin string, batch int, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", append([]string{"rollout.sh"}, args...)...)
-	cmd.Env = append(os.Environ(), "DEPLOY_AGENT="+agentBin, "ROLLOUT_TIMEOUT=2m")
+	cmd.Env = append(os.Environ(), "DEPLOY_AGENT="+agentBin, "ROLLOUT_TIMEOUT=2m", fmt.Sprintf("ROLLOUT_BATCH=%d", batch))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	out, err := cmd.CombinedOutput()
 	code := exitCode(err)
@@ -295,6 +301,26 @@ func TestRolloutStopsAtFailingHost(t *testing.T) {
 	}
 	if s := hosts[0].status(t, agentBin); s.Active == nil || s.Active.Image != repo+":v1" {
 		t.Errorf("host1 status %+v after rollback, want v1 active", s.Active)
+	}
+
+	// In batches of two (DEPLOY_MAX_CONCURRENCY=2), with host 1 failing: its
+	// batch mate host 2 still finishes, host 3 is never started.
+	writeFile(t, hosts[1].envFile(), "")
+	writeFile(t, hosts[0].envFile(), "CHAT_HISTORY=not-a-number\n")
+	out, code = rolloutBatch(t, agentBin, 2, append([]string{"deploy", repo + ":v2"}, configs...)...)
+	t.Logf("rollout of v2 in batches of 2:\n%s", out)
+	if code != 1 {
+		t.Fatalf("batched rollout of v2: exit %d, want 1 (host 1 failed and rolled back)", code)
+	}
+	for _, want := range []string{"rollout: host1 failed (exit 1)", "rollout: host2 deployed", "rollout: host3 skipped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("batched rollout output lacks %q", want)
+		}
+	}
+	for i, want := range []string{"v1", "v2", "v1"} {
+		if v := hosts[i].serving(t); v != want {
+			t.Errorf("after the batched rollout %s serves %q, want %q", hosts[i].name, v, want)
+		}
 	}
 	for _, h := range hosts {
 		h.agent.stop(t, 15*time.Second)
