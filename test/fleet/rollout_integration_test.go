@@ -230,6 +230,19 @@ func rolloutBatch(t *testing.T, agentBin string, batch int, args ...string) (str
 	return string(out), code
 }
 
+// expectFleet checks rollout.sh's summary line of each host and what each serves.
+func expectFleet(t *testing.T, out string, hosts []*host, outcomes, serving []string) {
+	t.Helper()
+	for i, h := range hosts {
+		if want := "rollout: " + h.name + " " + outcomes[i]; !strings.Contains(out, want) {
+			t.Errorf("rollout output lacks %q", want)
+		}
+		if v := h.serving(t); v != serving[i] {
+			t.Errorf("%s serves %q, want %q", h.name, v, serving[i])
+		}
+	}
+}
+
 // TestRolloutStopsAtFailingHost: v1 goes to three hosts; then v2 is rolled
 // out while host 2 is configured so the new container cannot pass its health
 // gate. The rollout must stop at host 2 with the agent's exit code 1: host 1
@@ -269,16 +282,7 @@ func TestRolloutStopsAtFailingHost(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("rollout of v2: exit %d, want 1 (host 2 failed and rolled back)", code)
 	}
-	for _, want := range []string{"rollout: host1 deployed", "rollout: host2 failed (exit 1)", "rollout: host3 skipped"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("rollout output lacks %q", want)
-		}
-	}
-	for i, want := range []string{"v2", "v1", "v1"} {
-		if v := hosts[i].serving(t); v != want {
-			t.Errorf("%s serves %q, want %q", hosts[i].name, v, want)
-		}
-	}
+	expectFleet(t, out, hosts, []string{"deployed", "failed (exit 1)", "skipped"}, []string{"v2", "v1", "v1"})
 	if s := hosts[1].status(t, agentBin); s.Active == nil || s.Active.Image != repo+":v1" || !s.Active.Healthy {
 		t.Errorf("host2 status %+v, want v1 active and healthy", s.Active)
 	}
@@ -312,16 +316,7 @@ func TestRolloutStopsAtFailingHost(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("batched rollout of v2: exit %d, want 1 (host 1 failed and rolled back)", code)
 	}
-	for _, want := range []string{"rollout: host1 failed (exit 1)", "rollout: host2 deployed", "rollout: host3 skipped"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("batched rollout output lacks %q", want)
-		}
-	}
-	for i, want := range []string{"v1", "v2", "v1"} {
-		if v := hosts[i].serving(t); v != want {
-			t.Errorf("after the batched rollout %s serves %q, want %q", hosts[i].name, v, want)
-		}
-	}
+	expectFleet(t, out, hosts, []string{"failed (exit 1)", "deployed", "skipped"}, []string{"v1", "v2", "v1"})
 	for _, h := range hosts {
 		h.agent.stop(t, 15*time.Second)
 	}
