@@ -150,10 +150,15 @@ func (s *Store) flushPresence(ctx context.Context, all bool) {
 func (s *Store) readPresence(ctx context.Context, room string) {
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
-	ids, err := s.rdb.SMembers(ctx, s.presenceSet(room)).Result()
+	// Bounded like everything read from Redis: no real fleet has more
+	// instances than this in one room.
+	ids, err := s.rdb.SRandMemberN(ctx, s.presenceSet(room), maxPresenceInstances).Result()
 	if err != nil {
 		s.log.Debug("redis rooms: presence read", "room", room, "err", err)
 		return
+	}
+	if len(ids) == maxPresenceInstances {
+		s.log.Warn("redis rooms: presence set at its bound; online is a partial count", "room", room, "instances", len(ids))
 	}
 	ids = slices.DeleteFunc(ids, func(id string) bool { return id == s.id })
 	counts := []any{}
@@ -174,8 +179,12 @@ func (s *Store) readPresence(ctx context.Context, room string) {
 	s.hub.SetOthersOnline(room, others)
 }
 
-// maxPresenceCount bounds one instance's count of one room as read back.
-const maxPresenceCount = 1 << 20
+// Bounds of what presence reads back: one instance's count of one room, and
+// the instances counted per room.
+const (
+	maxPresenceCount     = 1 << 20
+	maxPresenceInstances = 1024
+)
 
 // countOthers sums the counts MGET returned for ids and names the ids whose
 // count is missing (expired: the instance is gone) or malformed.
