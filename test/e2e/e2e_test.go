@@ -50,7 +50,8 @@ func TestZeroDowntime(t *testing.T) {
 	}
 	var reps []*zdt.Report
 	var spreads [][]int
-	var redisRep *zdt.Report
+	var redisRep, failRep *zdt.Report
+	var failServing []string
 	for _, name := range []string{"agent", "fleet", "stop-and-run", "bluegreen"} {
 		var s *zdt.Scenario
 		switch name {
@@ -90,6 +91,13 @@ func TestZeroDowntime(t *testing.T) {
 				t.Fatalf("%s: %v", name, err)
 			}
 			t.Log("\n" + zdt.Details(redisRep))
+			failRep, err = zdt.FailingRollout(ctx, s, []string{env.Images.A, env.Images.B}, load, logf)
+			if err != nil {
+				s.Close()
+				t.Fatalf("%s: %v", name, err)
+			}
+			t.Log("\n" + zdt.Details(failRep))
+			failServing = servingImages(t, s)
 		}
 		if r, ok := s.Deployer.(*stack.Rollout); ok && err == nil {
 			// The measured rollouts; the setup's came before any client.
@@ -152,6 +160,30 @@ func TestZeroDowntime(t *testing.T) {
 			}
 		}
 	}
+	// A rollout that meets a host that cannot start the release: it stops
+	// there (exit 1), the host before it runs the new release, the failing
+	// host still serves the old one, and users notice nothing.
+	if failRep != nil {
+		if len(failRep.Deploys) != 1 || failRep.Deploys[0].Exit != 1 || !strings.Contains(failRep.Deploys[0].Output, "exit 1") {
+			t.Errorf("%s: want one rollout exiting 1 at the last host, got %+v", failRep.Name, failRep.Deploys)
+		} else if next := failRep.Deploys[0].Image; len(failServing) != 2 || failServing[0] != next || failServing[1] == next {
+			t.Errorf("%s: hosts serve %v, want the first on %s and the last still on the previous release", failRep.Name, failServing, next)
+		}
+		for _, c := range []struct {
+			name      string
+			got, want int
+		}{
+			{"failed HTTP requests", failRep.HTTP.Failed, 0},
+			{"WebSocket messages lost", failRep.WS.Lost + failRep.WS.Unacked, 0},
+			{"WebSocket messages doubled", failRep.WS.Doubled, 0},
+			{"outboxes not empty", failRep.WS.NonEmptyOutbox, 0},
+			{"resets", failRep.WS.Resets, 0},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: %s: got %d, want %d", failRep.Name, c.name, c.got, c.want)
+			}
+		}
+	}
 	// Rooms only span hosts if users do: before every rollout both hosts
 	// must hold some of the clients.
 	t.Logf("fleet: open connections per host before each rollout: %v", spreads)
@@ -180,6 +212,22 @@ func TestZeroDowntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// servingImages is the image (as the agent reports it) each host of s serves.
+func servingImages(t *testing.T, s *zdt.Scenario) []string {
+	t.Helper()
+	var out []string
+	for _, a := range s.Agents {
+		st, err := a.Status(t.Context())
+		if err != nil || st.Active == nil {
+			t.Errorf("%s status: %v", a.App, err)
+			out = append(out, "")
+			continue
+		}
+		out = append(out, st.Active.Image)
+	}
+	return out
 }
 
 // testWriter sends the harness's JSON log lines to t.Log.

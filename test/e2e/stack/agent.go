@@ -197,6 +197,30 @@ func (a *Agent) signal(sig syscall.Signal, wait time.Duration) error {
 	}
 }
 
+// Reconfigure rewrites agent.yaml from the fields (change Env or Network
+// first) and waits until the running daemon has reloaded it, as it does
+// after an operator's edit.
+func (a *Agent) Reconfigure(ctx context.Context) error {
+	before := a.reloads()
+	if err := a.WriteConfig(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for a.reloads() == before {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("agent %s did not reload its config within 10s: %s", a.App, a.LogTail(10))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// reloads counts the daemon's "config and template reloaded" log lines.
+func (a *Agent) reloads() int {
+	b, _ := os.ReadFile(a.LogPath())
+	return strings.Count(string(b), `"msg":"config and template reloaded"`)
+}
+
 // LogTail returns the daemon log's last n lines.
 func (a *Agent) LogTail(n int) string {
 	b, _ := os.ReadFile(a.LogPath())

@@ -43,17 +43,22 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 		if err == nil && len(s.Agents) > 0 {
 			AttachSteps(ctx, rep, s.Agents...)
 		}
-		var redisRep *Report
+		var more []*Report // the fleet's Redis restart and failing rollout
 		if err == nil && s.Redis != nil {
-			redisRep, err = RestartRedis(ctx, s, l, logf)
+			var r *Report
+			if r, err = RestartRedis(ctx, s, l, logf); err == nil {
+				more = append(more, r)
+				r, err = FailingRollout(ctx, s, []string{env.Images.A, env.Images.B}, l, logf)
+				more = append(more, r)
+			}
 		}
 		s.Close()
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(w, Details(rep))
-		if redisRep != nil {
-			fmt.Fprint(w, Details(redisRep))
+		for _, r := range more {
+			fmt.Fprint(w, Details(r))
 		}
 		reps = append(reps, rep)
 	}

@@ -104,6 +104,45 @@ func RestartRedis(ctx context.Context, s *Scenario, l Load, log func(string, ...
 	})
 }
 
+// FailingRollout measures a fleet rollout whose last host cannot start the
+// new release (its config gets a malformed CHAT_HISTORY, which the chat
+// server refuses): the rollout must stop there with that host's exit code 1,
+// the earlier hosts on the new release, the failing host still on the old
+// one, and users noticing nothing. The host's config is restored afterwards.
+func FailingRollout(ctx context.Context, s *Scenario, images []string, l Load, log func(string, ...any)) (*Report, error) {
+	if len(s.Agents) < 2 {
+		return nil, fmt.Errorf("%s: a failing rollout needs two hosts", s.Name)
+	}
+	last := s.Agents[len(s.Agents)-1]
+	st, err := last.Status(ctx)
+	if err != nil || st.Active == nil {
+		return nil, fmt.Errorf("%s: status before the failing rollout: %v", s.Name, err)
+	}
+	next := images[0]
+	if sameImage(ctx, st.Active.Image, st.Active.Digest, images[0]) {
+		next = images[1]
+	}
+	last.Env["CHAT_HISTORY"] = "not-a-number"
+	if err := last.Reconfigure(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		delete(last.Env, "CHAT_HISTORY")
+		if err := last.Reconfigure(context.Background()); err != nil {
+			log("restore host config", "err", err.Error())
+		}
+	}()
+	name := s.Name + ", rollout failing on the last host"
+	return Measure(ctx, name, s.URL(), l, l.Warmup+l.Gap+3*time.Minute, func(rep *Report, windows *httpload.Windows) {
+		sleep(ctx, l.Warmup)
+		r := s.Deployer.Deploy(ctx, next)
+		windows.Add(r.Start, r.Start.Add(r.Duration+l.Tail))
+		rep.Deploys = append(rep.Deploys, r)
+		log("failing rollout", "scenario", name, "image", next, "exit", r.Exit, "seconds", r.Duration.Seconds())
+		sleep(ctx, l.Gap)
+	})
+}
+
 // Measure puts the load of l on baseURL while act runs (bounded by maxRun
 // in any case), then stops the load and reports. act records its deploys
 // and their windows in the report it is given.
