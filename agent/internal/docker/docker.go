@@ -476,8 +476,14 @@ func (c *Client) ContainerEvents(ctx context.Context, labels map[string]string, 
 	if len(actions) > 0 {
 		f.Add("event", actions...)
 	}
+	// Events may return before a failed request's error reaches Err (the
+	// client closes its "started" signal first), so an engine that does not
+	// answer is found by a ping, which fails in line.
+	if _, err := c.Ping(ctx); err != nil {
+		return nil, nil, fmt.Errorf("subscribe to docker events: %w", err)
+	}
 	r := c.api.Events(ctx, client.EventsListOptions{Filters: f})
-	// Events reports a failed request on Err before it returns.
+	// Most other failures are on Err by now; a later one ends the stream.
 	select {
 	case err := <-r.Err:
 		return nil, nil, wrap("subscribe to docker events", err)

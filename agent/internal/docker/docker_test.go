@@ -222,6 +222,10 @@ func TestContainerEvents(t *testing.T) {
 	var filters string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			w.Write([]byte("OK"))
+			return
+		}
 		if !strings.HasSuffix(r.URL.Path, "/events") {
 			http.Error(w, `{"message":"unexpected"}`, 500)
 			return
