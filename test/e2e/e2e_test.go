@@ -116,24 +116,11 @@ func TestZeroDowntime(t *testing.T) {
 	// The agent alone, and two hosts sharing rooms through Redis behind a
 	// load balancer: the same promise.
 	for _, rep := range reps[:2] {
-		checks := []struct {
-			name      string
-			got, want int
-		}{
-			{"deploys that did not exit 0", rep.FailedDeploys(), 0},
-			{"deploys run", len(rep.Deploys), load.Deploys},
-			{"failed HTTP requests", rep.HTTP.Failed, 0},
-			{"WebSocket messages lost", rep.WS.Lost, 0},
-			{"WebSocket messages unacknowledged", rep.WS.Unacked, 0},
-			{"WebSocket messages doubled", rep.WS.Doubled, 0},
-			{"outboxes not empty", rep.WS.NonEmptyOutbox, 0},
-			{"clients whose close was never followed by resumed", rep.WS.Unresolved, 0},
-			{"resumes that lost continuity (reset)", rep.WS.Resets, 0},
-		}
-		for _, c := range checks {
-			if c.got != c.want {
-				t.Errorf("%s: %s: got %d, want %d", rep.Name, c.name, c.got, c.want)
-			}
+		expectUnharmed(t, rep)
+		expectZero(t, rep, "deploys that did not exit 0", rep.FailedDeploys())
+		expectZero(t, rep, "clients whose close was never followed by resumed", rep.WS.Unresolved)
+		if len(rep.Deploys) != load.Deploys {
+			t.Errorf("%s: deploys run: got %d, want %d", rep.Name, len(rep.Deploys), load.Deploys)
 		}
 		if rep.WS.Reconnects < load.Clients*load.Deploys {
 			t.Errorf("%s: got %d reconnects, want at least %d (every deploy moves every client): is the load really going through the deployed colors?",
@@ -144,21 +131,8 @@ func TestZeroDowntime(t *testing.T) {
 	// sends wait and are retried; nothing is lost, doubled or reset, and no
 	// request fails.
 	if redisRep != nil {
-		for _, c := range []struct {
-			name      string
-			got, want int
-		}{
-			{"restart failed", redisRep.FailedDeploys(), 0},
-			{"failed HTTP requests", redisRep.HTTP.Failed, 0},
-			{"WebSocket messages lost", redisRep.WS.Lost + redisRep.WS.Unacked, 0},
-			{"WebSocket messages doubled", redisRep.WS.Doubled, 0},
-			{"outboxes not empty", redisRep.WS.NonEmptyOutbox, 0},
-			{"resets", redisRep.WS.Resets, 0},
-		} {
-			if c.got != c.want {
-				t.Errorf("%s: %s: got %d, want %d", redisRep.Name, c.name, c.got, c.want)
-			}
-		}
+		expectZero(t, redisRep, "restart failed", redisRep.FailedDeploys())
+		expectUnharmed(t, redisRep)
 	}
 	// A rollout that meets a host that cannot start the release: it stops
 	// there (exit 1), the host before it runs the new release, the failing
@@ -169,20 +143,7 @@ func TestZeroDowntime(t *testing.T) {
 		} else if next := failRep.Deploys[0].Image; len(failServing) != 2 || failServing[0] != next || failServing[1] == next {
 			t.Errorf("%s: hosts serve %v, want the first on %s and the last still on the previous release", failRep.Name, failServing, next)
 		}
-		for _, c := range []struct {
-			name      string
-			got, want int
-		}{
-			{"failed HTTP requests", failRep.HTTP.Failed, 0},
-			{"WebSocket messages lost", failRep.WS.Lost + failRep.WS.Unacked, 0},
-			{"WebSocket messages doubled", failRep.WS.Doubled, 0},
-			{"outboxes not empty", failRep.WS.NonEmptyOutbox, 0},
-			{"resets", failRep.WS.Resets, 0},
-		} {
-			if c.got != c.want {
-				t.Errorf("%s: %s: got %d, want %d", failRep.Name, c.name, c.got, c.want)
-			}
-		}
+		expectUnharmed(t, failRep)
 	}
 	// Rooms only span hosts if users do: before every rollout both hosts
 	// must hold some of the clients.
@@ -212,6 +173,26 @@ func TestZeroDowntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// expectUnharmed checks what users of rep would have noticed: no failed
+// request, no message lost, unacknowledged or doubled, every outbox empty,
+// no resume that lost continuity.
+func expectUnharmed(t *testing.T, rep *zdt.Report) {
+	t.Helper()
+	expectZero(t, rep, "failed HTTP requests", rep.HTTP.Failed)
+	expectZero(t, rep, "WebSocket messages lost", rep.WS.Lost)
+	expectZero(t, rep, "WebSocket messages unacknowledged", rep.WS.Unacked)
+	expectZero(t, rep, "WebSocket messages doubled", rep.WS.Doubled)
+	expectZero(t, rep, "outboxes not empty", rep.WS.NonEmptyOutbox)
+	expectZero(t, rep, "resumes that lost continuity (reset)", rep.WS.Resets)
+}
+
+func expectZero(t *testing.T, rep *zdt.Report, what string, got int) {
+	t.Helper()
+	if got != 0 {
+		t.Errorf("%s: %s: got %d, want 0", rep.Name, what, got)
+	}
 }
 
 // servingImages is the image (as the agent reports it) each host of s serves.

@@ -98,9 +98,9 @@ func (s *Store) holds(room string) bool {
 	return ok
 }
 
-// flushPresence writes the counts that changed (all of them on a beat),
-// announces them, and reads back the rooms it wrote (on a beat: every room
-// this instance holds). A failed write stays dirty for the next round.
+// flushPresence writes the counts that changed and announces them (on a
+// beat: rewrites every count, unannounced, and reads every room this
+// instance holds). A failed write stays dirty for the next round.
 func (s *Store) flushPresence(ctx context.Context, all bool) {
 	p := s.presence
 	p.mu.Lock()
@@ -132,9 +132,8 @@ func (s *Store) flushPresence(ctx context.Context, all bool) {
 		}
 	}
 	if !all {
-		for room := range write {
-			s.readPresence(ctx, room)
-		}
+		// The announcement comes back to this instance too, through the
+		// subscription, which reads the room's counts.
 		return
 	}
 	s.mu.Lock()

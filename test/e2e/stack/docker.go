@@ -139,6 +139,26 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
+// WaitReady polls ready every 200 ms until it succeeds or timeout passes;
+// then the error names what (e.g. "nginx x on port 1") and carries the last
+// log lines of container, so a part that never came up explains itself.
+func WaitReady(ctx context.Context, what, container string, timeout time.Duration, ready func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			logs, _ := Docker(context.Background(), "logs", "--tail", "20", container)
+			return fmt.Errorf("%s not ready within %s: %v: %s", what, timeout, err, logs)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // runIn is Run in a working directory with extra environment.
 func runIn(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)

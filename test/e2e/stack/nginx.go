@@ -83,19 +83,10 @@ func (n *Nginx) Start(ctx context.Context) error {
 		n.Image); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	for {
-		if _, _, err := Get(ctx, n.URL()+"/"); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			logs, _ := Docker(context.Background(), "logs", "--tail", "20", n.Name)
-			return fmt.Errorf("nginx %s did not answer on port %d: %s", n.Name, n.Port, logs)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return WaitReady(ctx, fmt.Sprintf("nginx %s on port %d", n.Name, n.Port), n.Name, 20*time.Second, func(ctx context.Context) error {
+		_, _, err := Get(ctx, n.URL()+"/")
+		return err
+	})
 }
 
 // Stop removes the container.

@@ -48,18 +48,13 @@ func (r *Redis) Restart(ctx context.Context) error {
 }
 
 func (r *Redis) waitPing(ctx context.Context) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	return WaitReady(ctx, "redis "+r.Name, r.Name, 20*time.Second, func(ctx context.Context) error {
 		out, err := Docker(ctx, "exec", r.Name, "redis-cli", "ping")
-		if err == nil && strings.TrimSpace(out) == "PONG" {
-			return nil
+		if err == nil && strings.TrimSpace(out) != "PONG" {
+			err = fmt.Errorf("PING answered %q", strings.TrimSpace(out))
 		}
-		if time.Now().After(deadline) {
-			logs, _ := Docker(context.Background(), "logs", "--tail", "20", r.Name)
-			return fmt.Errorf("redis %s did not answer PING within 20s: %v: %s", r.Name, err, logs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func (r *Redis) volume() string { return r.Name + "-data" }

@@ -277,17 +277,10 @@ func loadBalancer(ctx context.Context, front *stack.Nginx) (string, error) {
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Before the first deploy the hosts answer 502; any answer means it listens.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, _, err := stack.Get(ctx, url+"/"); err == nil {
-			return url, nil
-		}
-		if time.Now().After(deadline) {
-			logs, _ := stack.Docker(context.Background(), "logs", "--tail", "20", front.Name)
-			return "", fmt.Errorf("load balancer on %s did not answer: %s", url, logs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return url, stack.WaitReady(ctx, "load balancer on "+url, front.Name, 20*time.Second, func(ctx context.Context) error {
+		_, _, err := stack.Get(ctx, url+"/")
+		return err
+	})
 }
 
 // agent starts an nginx (with the listen settings of listenFrom, if set) and

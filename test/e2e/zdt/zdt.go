@@ -89,17 +89,27 @@ func RestartRedis(ctx context.Context, s *Scenario, l Load, log func(string, ...
 	if s.Redis == nil {
 		return nil, fmt.Errorf("%s: no Redis to restart", s.Name)
 	}
-	name := s.Name + ", Redis restart"
-	return Measure(ctx, name, s.URL(), l, l.Warmup+l.Gap+2*time.Minute, func(rep *Report, windows *httpload.Windows) {
-		sleep(ctx, l.Warmup)
+	return measureOne(ctx, s, "Redis restart", l, 2*time.Minute, log, func() stack.DeployResult {
 		r := stack.DeployResult{Image: "restart " + s.Redis.Name, Start: time.Now()}
 		if err := s.Redis.Restart(ctx); err != nil {
 			r.Exit, r.Output = 1, err.Error()
 		}
 		r.Duration = time.Since(r.Start)
+		return r
+	})
+}
+
+// measureOne measures s under l around one action that takes at most limit:
+// steady state, the action (its window lasts until l.Tail past it), steady
+// state again.
+func measureOne(ctx context.Context, s *Scenario, what string, l Load, limit time.Duration, log func(string, ...any), act func() stack.DeployResult) (*Report, error) {
+	name := s.Name + ", " + what
+	return Measure(ctx, name, s.URL(), l, l.Warmup+l.Gap+limit, func(rep *Report, windows *httpload.Windows) {
+		sleep(ctx, l.Warmup)
+		r := act()
 		windows.Add(r.Start, r.Start.Add(r.Duration+l.Tail))
 		rep.Deploys = append(rep.Deploys, r)
-		log("redis restart", "scenario", name, "exit", r.Exit, "seconds", r.Duration.Seconds(), "output", r.Output)
+		log(what, "scenario", name, "image", r.Image, "exit", r.Exit, "seconds", r.Duration.Seconds(), "output", r.Output)
 		sleep(ctx, l.Gap)
 	})
 }
@@ -132,14 +142,8 @@ func FailingRollout(ctx context.Context, s *Scenario, images []string, l Load, l
 			log("restore host config", "err", err.Error())
 		}
 	}()
-	name := s.Name + ", rollout failing on the last host"
-	return Measure(ctx, name, s.URL(), l, l.Warmup+l.Gap+3*time.Minute, func(rep *Report, windows *httpload.Windows) {
-		sleep(ctx, l.Warmup)
-		r := s.Deployer.Deploy(ctx, next)
-		windows.Add(r.Start, r.Start.Add(r.Duration+l.Tail))
-		rep.Deploys = append(rep.Deploys, r)
-		log("failing rollout", "scenario", name, "image", next, "exit", r.Exit, "seconds", r.Duration.Seconds())
-		sleep(ctx, l.Gap)
+	return measureOne(ctx, s, "rollout failing on the last host", l, 3*time.Minute, log, func() stack.DeployResult {
+		return s.Deployer.Deploy(ctx, next)
 	})
 }
 
