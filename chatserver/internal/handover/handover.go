@@ -373,7 +373,12 @@ func (n *Node) write(f *follower) {
 		}
 		_ = f.conn.SetWriteDeadline(time.Now().Add(silence))
 		if _, err := f.conn.Write(b); err != nil {
-			f.stop()
+			// Stop writing but leave the socket to the read loop, which ends
+			// it: a promoted standby confirms and closes at once, so a ping
+			// can fail here while its confirmation still waits to be read.
+			// Closing now would throw the confirmation away and report a
+			// failed handover that in fact succeeded.
+			_ = f.conn.CloseWrite()
 			return
 		}
 	}
