@@ -217,7 +217,6 @@ func TestDrainSends1012AndExits0(t *testing.T) {
 type fleet struct {
 	clients []*chatclient.Client
 	rooms   []string
-	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	sent    atomic.Int64

@@ -186,7 +186,7 @@ func TestHostMode(t *testing.T) {
 	}
 
 	// history -n, validate, version.
-	if recs := h.history(); len(recs) < 6 || recs[0].Kind != deploy.KindRollback {
+	if recs := h.history(); len(recs) < 6 || recs[0].Kind != state.KindRollback {
 		t.Errorf("history: %d records, newest %+v", len(recs), recs[0])
 	}
 	if out, _, code := h.cli("history", "-n", "2"); code != 0 || strings.Count(out, "\n    validate") != 2 {

@@ -10,15 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-)
 
-// Exit codes (DESIGN.md: SSM and CI read them).
-const (
-	ExitOK       = 0
-	ExitFailed   = 1
-	ExitBadInput = 2
-	ExitBusy     = 3
-	ExitNoAgent  = 4
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 )
 
 // Env is what a subcommand gets from main.
@@ -50,12 +44,12 @@ func Main(ctx context.Context, env Env, args []string) int {
 	configPath := global.String("config", "", "config file (env DEPLOY_AGENT_CONFIG, default "+defaultConfig(env)+")")
 	global.Usage = func() { usage(env.Stderr) }
 	if err := global.Parse(args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	rest := global.Args()
 	if len(rest) == 0 {
 		usage(env.Stderr)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	if *configPath != "" {
 		rest = append([]string{rest[0], "--config", *configPath}, rest[1:]...)
@@ -67,11 +61,11 @@ func Main(ctx context.Context, env Env, args []string) int {
 	}
 	if rest[0] == "help" || rest[0] == "-h" {
 		usage(env.Stdout)
-		return ExitOK
+		return exitcode.OK
 	}
 	fmt.Fprintf(env.Stderr, "deploy-agent: unknown command %q\n", rest[0])
 	usage(env.Stderr)
-	return ExitBadInput
+	return exitcode.BadInput
 }
 
 func usage(w io.Writer) {
@@ -85,7 +79,7 @@ func defaultConfig(env Env) string {
 	if p := env.Getenv("DEPLOY_AGENT_CONFIG"); p != "" {
 		return p
 	}
-	return "/etc/deploy-agent/agent.yaml"
+	return config.DefaultPath
 }
 
 // parse parses args, then fills every flag not given on the command line from its env fallback
@@ -136,5 +130,5 @@ func newLogger(env Env) *slog.Logger {
 // notRunning is the exit-4 message with how to start the agent.
 func notRunning(env Env) int {
 	fmt.Fprintln(env.Stderr, "deploy-agent: the agent is not running; start it with `systemctl start deploy-agent` (or `deploy-agent run` in a shell)")
-	return ExitNoAgent
+	return exitcode.NoAgent
 }

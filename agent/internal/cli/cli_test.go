@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
@@ -65,16 +66,16 @@ func TestExitCodes(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{"no command", nil, ExitBadInput, "usage"},
-		{"unknown command", []string{"explode"}, ExitBadInput, "unknown command"},
-		{"version", []string{"version"}, ExitOK, "deploy-agent v-test"},
-		{"missing config", []string{"--config", "/nonexistent.yaml", "deploy", "--image", "x"}, ExitBadInput, "no such file"},
-		{"foreign image", []string{"--config", s.config, "deploy", "--image", "example.com/other/chat:v1"}, ExitBadInput, "not in the repository"},
-		{"no image", []string{"deploy", "--config", s.config}, ExitBadInput, "no image given"},
-		{"agent not running", []string{"--config", s.config, "deploy", "--image", "example.com/team/chat:v1"}, ExitNoAgent, "systemctl start deploy-agent"},
-		{"rollback without previous", []string{"--config", s.config, "rollback"}, ExitBadInput, "no previous release"},
-		{"history empty", []string{"--config", s.config, "history", "--json"}, ExitOK, "[]"},
-		{"bad flag", []string{"--config", s.config, "history", "--bogus"}, ExitBadInput, "bogus"},
+		{"no command", nil, exitcode.BadInput, "usage"},
+		{"unknown command", []string{"explode"}, exitcode.BadInput, "unknown command"},
+		{"version", []string{"version"}, exitcode.OK, "deploy-agent v-test"},
+		{"missing config", []string{"--config", "/nonexistent.yaml", "deploy", "--image", "x"}, exitcode.BadInput, "no such file"},
+		{"foreign image", []string{"--config", s.config, "deploy", "--image", "example.com/other/chat:v1"}, exitcode.BadInput, "not in the repository"},
+		{"no image", []string{"deploy", "--config", s.config}, exitcode.BadInput, "no image given"},
+		{"agent not running", []string{"--config", s.config, "deploy", "--image", "example.com/team/chat:v1"}, exitcode.NoAgent, "systemctl start deploy-agent"},
+		{"rollback without previous", []string{"--config", s.config, "rollback"}, exitcode.BadInput, "no previous release"},
+		{"history empty", []string{"--config", s.config, "history", "--json"}, exitcode.OK, "[]"},
+		{"bad flag", []string{"--config", s.config, "history", "--bogus"}, exitcode.BadInput, "bogus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,20 +93,20 @@ func TestDeployBusyAndQueued(t *testing.T) {
 	store := state.Store{Dir: s.stateDir}
 	store.SaveProgress(&state.Progress{Record: state.Record{ID: "20261123T050000Z-12345678", Image: "example.com/team/chat:v1", Started: time.Now()}, Step: "health"})
 	_, errOut, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v2")
-	if code != ExitBusy || !strings.Contains(errOut, "20261123T050000Z-12345678") || !strings.Contains(errOut, "health") {
+	if code != exitcode.Busy || !strings.Contains(errOut, "20261123T050000Z-12345678") || !strings.Contains(errOut, "health") {
 		t.Errorf("deploy while one runs: exit %d %q, want 3 naming the running deploy and its step", code, errOut)
 	}
 	store.ClearProgress()
 
 	out, _, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v2", "--wait=false")
-	if code != ExitOK || !strings.Contains(out, "queued deploy") {
+	if code != exitcode.OK || !strings.Contains(out, "queued deploy") {
 		t.Fatalf("deploy --wait=false: exit %d %q", code, out)
 	}
 	ids, _ := s.q.Pending()
 	if len(ids) != 1 {
 		t.Fatalf("pending = %v, want one request", ids)
 	}
-	if _, errOut, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v3"); code != ExitBusy || !strings.Contains(errOut, ids[0]) {
+	if _, errOut, code := run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v3"); code != exitcode.Busy || !strings.Contains(errOut, ids[0]) {
 		t.Errorf("deploy while one is queued: exit %d %q", code, errOut)
 	}
 	s.q.Remove(ids[0])
@@ -124,12 +125,12 @@ func TestDeployBusyAndQueued(t *testing.T) {
 		}
 	}()
 	out, errOut, code = run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v4")
-	if code != ExitFailed || !strings.Contains(out, "validate") || !strings.Contains(errOut, "health gate: boom") {
+	if code != exitcode.Failed || !strings.Contains(out, "validate") || !strings.Contains(errOut, "health gate: boom") {
 		t.Errorf("deploy --wait: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 
 	_, errOut, code = run(t, "--config", s.config, "deploy", "--image", "example.com/team/chat:v5", "--timeout", "200ms")
-	if code != ExitNoAgent || !strings.Contains(errOut, "timed out") {
+	if code != exitcode.NoAgent || !strings.Contains(errOut, "timed out") {
 		t.Errorf("deploy --timeout: exit %d %q, want 4 timed out", code, errOut)
 	}
 }
@@ -141,15 +142,15 @@ func TestFlagEnvFallback(t *testing.T) {
 		store.Append(state.Record{ID: id, Result: state.Succeeded})
 	}
 	out, _, code := runEnv(t, map[string]string{"DEPLOY_AGENT_CONFIG": s.config, "DEPLOY_AGENT_N": "1", "DEPLOY_AGENT_JSON": "true"}, "history")
-	if code != ExitOK || strings.Count(out, `"id"`) != 1 || !strings.Contains(out, "00000003") {
+	if code != exitcode.OK || strings.Count(out, `"id"`) != 1 || !strings.Contains(out, "00000003") {
 		t.Errorf("history from env: exit %d %q, want JSON with the newest record only", code, out)
 	}
 	out, _, code = runEnv(t, map[string]string{"DEPLOY_AGENT_CONFIG": s.config, "DEPLOY_AGENT_N": "1"}, "history", "-n", "2")
-	if code != ExitOK || strings.Count(out, "succeeded") != 2 {
+	if code != exitcode.OK || strings.Count(out, "succeeded") != 2 {
 		t.Errorf("flag must win over env: exit %d %q", code, out)
 	}
 	_, errOut, code := runEnv(t, map[string]string{"DEPLOY_AGENT_TIMEOUT": "soon"}, "--config", s.config, "deploy", "--image", "example.com/team/chat:v1")
-	if code != ExitBadInput || !strings.Contains(errOut, "DEPLOY_AGENT_TIMEOUT") {
+	if code != exitcode.BadInput || !strings.Contains(errOut, "DEPLOY_AGENT_TIMEOUT") {
 		t.Errorf("malformed env: exit %d %q, want 2 naming the variable", code, errOut)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/deploy"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
@@ -25,22 +26,22 @@ func runDeploy(ctx context.Context, env Env, args []string) int {
 	wait := fs.Bool("wait", true, "follow the deploy and exit with its result")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long --wait waits")
 	if err := parse(fs, env, args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "deploy-agent deploy: unexpected argument %q\n", fs.Arg(0))
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent deploy:", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	if err := deploy.ValidateImage(*image, cfg.App.Repository); err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent deploy:", err, "(nothing changed)")
-		return ExitBadInput
+		return exitcode.BadInput
 	}
-	return submit(ctx, env, cfg, queue.Request{Kind: queue.KindDeploy, Image: *image}, *wait, *timeout)
+	return submit(ctx, env, cfg, queue.Request{Kind: state.KindDeploy, Image: *image}, *wait, *timeout)
 }
 
 func runRollback(ctx context.Context, env Env, args []string) int {
@@ -48,19 +49,19 @@ func runRollback(ctx context.Context, env Env, args []string) int {
 	wait := fs.Bool("wait", true, "follow the rollback and exit with its result")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long --wait waits")
 	if err := parse(fs, env, args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent rollback:", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	st, err := state.Store{Dir: cfg.StateDir}.Load()
 	if err == nil && st.Previous == nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent rollback: there is no previous release to roll back to (nothing changed)")
-		return ExitBadInput
+		return exitcode.BadInput
 	}
-	return submit(ctx, env, cfg, queue.Request{Kind: queue.KindRollback}, *wait, *timeout)
+	return submit(ctx, env, cfg, queue.Request{Kind: state.KindRollback}, *wait, *timeout)
 }
 
 // submit queues req and, with wait, follows it to its result.
@@ -68,7 +69,7 @@ func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, 
 	q := queue.Queue{StateDir: cfg.StateDir}
 	if err := unix.Access(cfg.StateDir, unix.W_OK|unix.X_OK); err != nil && !errors.Is(err, unix.ENOENT) {
 		fmt.Fprintf(env.Stderr, "deploy-agent: cannot write to the state dir %s (run as root): %v\n", cfg.StateDir, err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	if !q.AgentRunning() {
 		return notRunning(env)
@@ -89,21 +90,21 @@ func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, 
 	switch {
 	case errors.Is(err, queue.ErrBusy), errors.Is(err, queue.ErrFull):
 		fmt.Fprintln(env.Stderr, "deploy-agent:", err, "; try again when it has finished (deploy-agent status)")
-		return ExitBusy
+		return exitcode.Busy
 	case errors.Is(err, fs.ErrPermission):
 		fmt.Fprintf(env.Stderr, "deploy-agent: cannot write the queue in %s (run as root): %v\n", cfg.StateDir, err)
-		return ExitBadInput
+		return exitcode.BadInput
 	case err != nil:
 		fmt.Fprintln(env.Stderr, "deploy-agent:", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	what := req.Image
-	if req.Kind == queue.KindRollback {
+	if req.Kind == state.KindRollback {
 		what = "the previous release"
 	}
 	fmt.Fprintf(env.Stdout, "queued %s %s as %s\n", req.Kind, what, req.ID)
 	if !wait {
-		return ExitOK
+		return exitcode.OK
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -131,7 +132,7 @@ func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, 
 		} else {
 			fmt.Fprintln(env.Stderr, "deploy-agent:", err)
 		}
-		return ExitNoAgent
+		return exitcode.NoAgent
 	}
 	if res.Exit == 0 {
 		fmt.Fprintf(env.Stdout, "%s: %s\n", res.Result, res.Message)
@@ -143,7 +144,7 @@ func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, 
 
 func kindOf(k string) string {
 	if k == "" {
-		return queue.KindDeploy
+		return state.KindDeploy
 	}
 	return k
 }

@@ -7,13 +7,14 @@ import (
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/daemon"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
 )
 
 func runDaemon(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "run")
 	if err := parse(fs, env, args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	log := newLogger(env).With("version", env.Version)
 	dm := &daemon.Daemon{ConfigPath: *configPath, Log: log, CrashAt: env.Getenv("DEPLOY_AGENT_TEST_CRASH_AT")}
@@ -24,12 +25,12 @@ func runDaemon(ctx context.Context, env Env, args []string) int {
 		log.Error("deploy agent stopped", "err", err)
 		fmt.Fprintln(env.Stderr, "deploy-agent run:", err)
 		if errors.Is(err, config.ErrInvalid) {
-			return ExitBadInput
+			return exitcode.BadInput
 		}
 		if errors.Is(err, queue.ErrLocked) {
-			return ExitBusy
+			return exitcode.Busy
 		}
-		return ExitFailed
+		return exitcode.Failed
 	}
-	return ExitOK
+	return exitcode.OK
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/daemon"
 	"github.com/mywebchat/mywebchat/agent/internal/deploy"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
 )
 
@@ -17,17 +18,17 @@ func runStatus(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "status")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, env, args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent status:", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	dc, err := docker.New()
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent status:", err)
-		return ExitFailed
+		return exitcode.Failed
 	}
 	defer dc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -35,7 +36,7 @@ func runStatus(ctx context.Context, env Env, args []string) int {
 	st, err := daemon.NewDeployer(&cfg, dc, newLogger(env)).Status(ctx)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent status:", err)
-		return ExitFailed
+		return exitcode.Failed
 	}
 	if *asJSON {
 		b, _ := json.Marshal(st)
@@ -57,7 +58,7 @@ func runStatus(ctx context.Context, env Env, args []string) int {
 	if !(queue.Queue{StateDir: cfg.StateDir}).AgentRunning() {
 		return notRunning(env)
 	}
-	return ExitOK
+	return exitcode.OK
 }
 
 func printRelease(env Env, label string, r *deploy.ReleaseStatus) {

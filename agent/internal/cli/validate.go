@@ -10,6 +10,7 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/daemon"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 )
 
@@ -17,12 +18,12 @@ import (
 func runValidate(ctx context.Context, env Env, args []string) int {
 	fs, configPath := newFlags(env, "validate")
 	if err := parse(fs, env, args); err != nil {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "FAIL config:", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	fmt.Fprintln(env.Stdout, "ok   config", *configPath)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -46,7 +47,7 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 	dc, err := docker.New()
 	if err != nil {
 		check("docker client", err)
-		return ExitBadInput
+		return exitcode.BadInput
 	}
 	defer dc.Close()
 	v, err := dc.Ping(ctx)
@@ -89,7 +90,7 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 		}
 	}
 	if failed {
-		return ExitBadInput
+		return exitcode.BadInput
 	}
-	return ExitOK
+	return exitcode.OK
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/deploy"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/queue"
 )
 
@@ -246,7 +247,11 @@ func (s *server) serveQueue(ctx context.Context, abort <-chan struct{}) {
 		if err != nil {
 			s.log.Warn("rejecting request file", "file", id, "err", err)
 			if queue.ValidID(id) {
-				_ = s.q.WriteResult(queue.Result{ID: id, Result: "rejected", Exit: 2, Message: err.Error(), Finished: time.Now().UTC()})
+				res := queue.Result{ID: id, Result: "rejected", Exit: exitcode.BadInput, Message: err.Error(), Finished: time.Now().UTC()}
+				if err := s.q.WriteResult(res); err != nil {
+					// The client then waits for a result that never comes and exits 4 at its timeout.
+					s.log.Error("write result of bad request", "id", id, "err", err)
+				}
 			}
 			if err := s.q.Remove(id); err != nil {
 				s.log.Error("remove bad request", "err", err)

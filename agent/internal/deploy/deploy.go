@@ -8,12 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
@@ -49,17 +46,8 @@ const (
 	LabelImage   = "mywebchat.image"
 )
 
-// Request kinds.
-const (
-	KindDeploy   = "deploy"
-	KindRollback = "rollback"
-)
-
 // logTailLines is how many container log lines a failed health gate quotes.
 const logTailLines = 30
-
-// handoverTarget is where the handover folder appears inside every color's container.
-const handoverTarget = "/handover"
 
 type images interface {
 	InspectImage(ctx context.Context, ref string) (docker.Image, error)
@@ -103,8 +91,8 @@ type Request struct {
 	Image string
 }
 
-// Outcome is how a request ended. Exit is the CLI exit code: 0 deployed, 1 failed (old release
-// still serving), 2 bad input (nothing changed).
+// Outcome is how a request ended. Exit is the CLI exit code: exitcode.OK, exitcode.Failed (the
+// old release still serves) or exitcode.BadInput (nothing changed).
 type Outcome struct {
 	ID      string
 	Result  string // state.Succeeded, state.Failed, state.RolledBack
@@ -157,21 +145,35 @@ func (d *Deployer) log() *slog.Logger {
 	return d.Log
 }
 
-// run is one deploy in flight.
+// run is one deploy in flight. Each step fills in what the later ones need.
 type run struct {
-	d      *Deployer
-	ctx    context.Context
-	abort  <-chan struct{}
-	hooks  Hooks
-	p      *state.Progress
-	cfg    config.Config
-	ref    imageRef
-	change *nginx.Change
-	newID  string // the container created by this deploy, removed on failure
+	d     *Deployer
+	ctx   context.Context
+	abort <-chan struct{}
+	hooks Hooks
+	p     *state.Progress
+	cfg   config.Config
+
+	ref      imageRef       // validate: the requested image
+	reuse    *state.Release // validate: the release a rollback returns to; nil for a deploy
+	img      docker.Image   // pull: the local image
+	runRef   string         // pull: what the container runs (repo@digest or the image ID)
+	rel      *state.Release // prepare: the release being deployed, in the idle color
+	reusedID string         // prepare: a rollback's stopped container, started again as it was
+	handover string         // prepare: the handover folder on the host
+	newID    string         // start: the container this deploy started, removed on failure
+	change   *nginx.Change  // switch: how to restore the previous upstream
 }
 
 // ErrAborted means the daemon is stopping; the deploy was undone before the switch.
 var ErrAborted = errors.New("the agent is stopping")
+
+// Event statuses of Hooks.Event.
+const (
+	EventStarted = "started"
+	EventFailed  = "failed"
+	EventInfo    = "info"
+)
 
 func (r *run) event(step, status, detail string) {
 	if r.hooks.Event != nil {
@@ -190,7 +192,7 @@ func (r *run) step(name, detail string) error {
 	if err := r.d.Store.SaveProgress(r.p); err != nil {
 		return fmt.Errorf("journal step %s: %w", name, err)
 	}
-	r.event(name, "started", detail)
+	r.event(name, EventStarted, detail)
 	r.d.log().Info("deploy step", "id", r.p.ID, "step", name, "detail", detail)
 	if r.d.CrashAt == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -215,10 +217,10 @@ func (d *Deployer) Deploy(ctx context.Context, abort <-chan struct{}, req Reques
 	r := &run{d: d, ctx: ctx, abort: abort, hooks: hooks, cfg: *d.Cfg}
 	r.p = &state.Progress{Record: state.Record{ID: req.ID, Kind: req.Kind, Image: req.Image, Started: time.Now().UTC(), Steps: []state.Step{}}, Before: st}
 	if err != nil {
-		return r.finish(state.Failed, 1, fmt.Errorf("read state: %w", err))
+		return r.fail(fmt.Errorf("read state: %w", err))
 	}
 	if err := r.step(StepValidate, req.Image); err != nil {
-		return r.finish(state.Failed, 1, err)
+		return r.fail(err)
 	}
 	if hooks.Started != nil {
 		hooks.Started()
@@ -226,47 +228,82 @@ func (d *Deployer) Deploy(ctx context.Context, abort <-chan struct{}, req Reques
 	return r.execute(req)
 }
 
+// execute runs the steps after validate was journaled, one call per step. A step that fails
+// before the switch undoes the new container; once nginx was switched, a failed verify switches
+// back; after that the new release serves and a failure only affects the record.
 func (r *run) execute(req Request) Outcome {
-	d, cfg, ctx := r.d, &r.cfg, r.ctx
-	before := r.p.Before
+	if err := r.validate(req); err != nil {
+		return r.fail(err)
+	}
+	if err := r.pullImage(); err != nil {
+		return r.fail(err)
+	}
+	if err := r.prepare(req.ID); err != nil {
+		return r.fail(err)
+	}
+	if err := r.start(); err != nil {
+		return r.undoStart(err)
+	}
+	if err := r.health(); err != nil {
+		return r.undoStart(err)
+	}
+	if err := r.switchProxy(); err != nil {
+		return r.undoStart(err)
+	}
+	if err := r.verifySwitch(); err != nil {
+		return r.undoSwitch(err)
+	}
+	if err := r.drain(); err != nil {
+		return r.fail(err)
+	}
+	if err := r.record(); err != nil {
+		return r.fail(err)
+	}
+	return r.finishRelease(r.rel)
+}
 
-	// 1. Validate the reference.
-	var reuse *state.Release
+// validate is step 1: the reference must name an image in app.repository; a rollback takes the
+// previous release's pinned image.
+func (r *run) validate(req Request) error {
 	switch req.Kind {
-	case KindDeploy:
-		ref, err := parseRef(req.Image, cfg.App.Repository)
+	case state.KindDeploy:
+		ref, err := parseRef(req.Image, r.cfg.App.Repository)
 		if err != nil {
-			return r.finish(state.Failed, 2, err)
+			return err
 		}
 		r.ref = ref
-	case KindRollback:
-		if before.Previous == nil {
-			return r.finish(state.Failed, 2, fmt.Errorf("%w: there is no previous release to roll back to", ErrBadInput))
+	case state.KindRollback:
+		prev := r.p.Before.Previous
+		if prev == nil {
+			return fmt.Errorf("%w: there is no previous release to roll back to", ErrBadInput)
 		}
-		reuse = before.Previous
-		ref, err := parseRef(reuse.Image, cfg.App.Repository)
+		ref, err := parseRef(prev.Image, r.cfg.App.Repository)
 		if err != nil {
-			return r.finish(state.Failed, 2, fmt.Errorf("previous release: %w", err))
+			return fmt.Errorf("previous release: %w", err)
 		}
-		r.ref = ref
-		r.p.Image = reuse.Image
+		r.reuse, r.ref, r.p.Image = prev, ref, prev.Image
 	default:
-		return r.finish(state.Failed, 2, fmt.Errorf("%w: unknown request kind %q", ErrBadInput, req.Kind))
+		return fmt.Errorf("%w: unknown request kind %q", ErrBadInput, req.Kind)
 	}
+	return nil
+}
 
-	// 2. Pull when absent; resolve the digest; run by digest.
+// pullImage is step 2: pull when absent, resolve and record the digest, so the container runs
+// by digest and never by a mutable tag.
+func (r *run) pullImage() error {
 	if err := r.step(StepPull, r.ref.raw); err != nil {
-		return r.finish(state.Failed, 1, err)
+		return err
 	}
+	eng := r.d.Engine
 	var img docker.Image
 	var err error
-	if reuse != nil {
-		img, err = d.Engine.InspectImage(ctx, reuse.RunRef())
+	if r.reuse != nil {
+		img, err = eng.InspectImage(r.ctx, r.reuse.RunRef())
 		if errors.Is(err, docker.ErrNotFound) {
-			img, err = r.pull(reuse.RunRef())
+			img, err = r.pull(r.reuse.RunRef())
 		}
 	} else {
-		img, err = d.Engine.InspectImage(ctx, r.ref.raw)
+		img, err = eng.InspectImage(r.ctx, r.ref.raw)
 		if errors.Is(err, docker.ErrNotFound) {
 			if local, ok := r.localByID(); ok {
 				img, err = local, nil
@@ -276,137 +313,154 @@ func (r *run) execute(req Request) Outcome {
 		}
 	}
 	if err != nil {
-		return r.finish(state.Failed, 1, err)
+		return err
 	}
-	runRef, digest := r.ref.resolve(img.ID, img.RepoDigests)
-	r.p.Digest, r.p.ImageID = digest, img.ID
-	r.event(StepPull, "info", "digest "+digest)
+	r.img = img
+	r.runRef, r.p.Digest = r.ref.resolve(img.ID, img.RepoDigests)
+	r.p.ImageID = img.ID
+	r.event(StepPull, EventInfo, "digest "+r.p.Digest)
+	return nil
+}
 
-	// 3. Idle color; remove a stale idle container.
+// prepare is step 3: the idle color is the one not serving; a stale container in it is removed,
+// except a rollback's own stopped container, which is started again as it was.
+func (r *run) prepare(id string) error {
 	if r.aborted() {
-		return r.finish(state.Failed, 1, ErrAborted)
+		return ErrAborted
 	}
-	active := ""
-	if before.Active != nil {
-		active = before.Active.Color
-	}
+	cfg := &r.cfg
 	idle := "blue"
-	if active != "" {
-		idle = config.Other(active)
+	if a := r.p.Before.Active; a != nil {
+		idle = config.Other(a.Color)
 	}
-	rel := &state.Release{
-		ID: req.ID, Image: r.p.Image, Digest: digest, ImageID: img.ID, Run: runRef, Color: idle,
+	r.rel = &state.Release{
+		ID: id, Image: r.p.Image, Digest: r.p.Digest, ImageID: r.img.ID, Run: r.runRef, Color: idle,
 		Port: cfg.Port(idle), Container: cfg.ContainerName(idle),
 	}
 	r.p.Color = idle
-	r.p.New = rel
+	r.p.New = r.rel
 	if err := r.step(StepPrepare, "idle color "+idle); err != nil {
-		return r.finish(state.Failed, 1, err)
+		return err
 	}
-	existing, err := d.Engine.InspectContainer(ctx, rel.Container)
-	reused := false
+	existing, err := r.d.Engine.InspectContainer(r.ctx, r.rel.Container)
 	switch {
 	case errors.Is(err, docker.ErrNotFound):
 	case err != nil:
-		return r.finish(state.Failed, 1, err)
-	case reuse != nil && existing.Labels[LabelRelease] == reuse.ID && existing.ImageID == img.ID && existing.Labels[LabelApp] == cfg.App.Name:
+		return err
+	case r.reuse != nil && existing.Labels[LabelRelease] == r.reuse.ID && existing.ImageID == r.img.ID && existing.Labels[LabelApp] == cfg.App.Name:
 		// Rollback to the stopped previous container: start it as it was (fast path).
-		reused = true
-		rel.ID, rel.Since = reuse.ID, time.Time{}
+		r.reusedID = existing.ID
+		r.rel.ID, r.rel.Since = r.reuse.ID, time.Time{}
 	default:
-		if err := d.Engine.RemoveContainer(ctx, existing.ID); err != nil {
-			return r.finish(state.Failed, 1, err)
+		if err := r.d.Engine.RemoveContainer(r.ctx, existing.ID); err != nil {
+			return err
 		}
 	}
-	handover, err := r.handoverDir(img.User)
-	if err != nil {
-		return r.finish(state.Failed, 1, err)
-	}
+	r.handover, err = handoverDir(cfg.StateDir, cfg.App.Name, r.img.User, r.d.log())
+	return err
+}
 
-	// 4. Create and start the idle container.
+// start is step 4: create (unless reused) and start the idle color's container.
+func (r *run) start() error {
 	if r.aborted() {
-		return r.finish(state.Failed, 1, ErrAborted)
+		return ErrAborted
 	}
+	rel := r.rel
 	if err := r.step(StepStart, rel.Container+" on 127.0.0.1:"+strconv.Itoa(rel.Port)); err != nil {
-		return r.finish(state.Failed, 1, err)
+		return err
 	}
-	if reused {
-		r.newID = existing.ID
+	if r.reusedID != "" {
+		r.newID = r.reusedID
 	} else {
-		spec, err := r.spec(rel, r.ref.version(digest), handover)
+		spec, err := r.spec(rel, r.ref.version(rel.Digest), r.handover)
 		if err != nil {
-			return r.finish(state.Failed, 1, err)
+			return err
 		}
-		id, err := d.Engine.CreateContainer(ctx, spec)
+		id, err := r.d.Engine.CreateContainer(r.ctx, spec)
 		if err != nil {
-			return r.finish(state.Failed, 1, err)
+			return err
 		}
 		r.newID = id
 	}
-	if err := d.Engine.StartContainer(ctx, r.newID); err != nil {
-		return r.undoStart(fmt.Errorf("start %s: %w", rel.Container, err))
+	if err := r.d.Engine.StartContainer(r.ctx, r.newID); err != nil {
+		return fmt.Errorf("start %s: %w", rel.Container, err)
 	}
+	return nil
+}
 
-	// 5. Health gate.
-	if err := r.step(StepHealth, fmt.Sprintf("%d consecutive 200s on %s within %s", cfg.App.Health.HealthyAfter, cfg.App.Health.Path, cfg.App.Health.StartTimeout.D())); err != nil {
-		return r.undoStart(err)
+// health is step 5: healthy_after consecutive 200s within start_timeout.
+func (r *run) health() error {
+	h := r.cfg.App.Health
+	if err := r.step(StepHealth, fmt.Sprintf("%d consecutive 200s on %s within %s", h.HealthyAfter, h.Path, h.StartTimeout.D())); err != nil {
+		return err
 	}
-	if err := d.healthGate(ctx, r.abort, cfg, r.newID, rel.Port); err != nil {
-		return r.undoStart(err)
-	}
+	return r.d.healthGate(r.ctx, r.abort, &r.cfg, r.newID, r.rel.Port)
+}
 
-	// 6. Switch nginx.
+// switchProxy is step 6: render the upstream for the new color, test the whole nginx config,
+// swap the file in and reload. A failure leaves nginx as it was.
+func (r *run) switchProxy() error {
 	if r.aborted() {
-		return r.undoStart(ErrAborted)
+		return ErrAborted
 	}
-	if err := r.step(StepSwitch, "upstream → 127.0.0.1:"+strconv.Itoa(rel.Port)); err != nil {
-		return r.undoStart(err)
+	if err := r.step(StepSwitch, "upstream → 127.0.0.1:"+strconv.Itoa(r.rel.Port)); err != nil {
+		return err
 	}
-	content, err := d.Render(siteFor(cfg, rel))
+	content, err := r.d.Render(siteFor(&r.cfg, r.rel))
 	if err != nil {
-		return r.undoStart(fmt.Errorf("render upstream: %w", err))
+		return fmt.Errorf("render upstream: %w", err)
 	}
-	r.change, err = d.Proxy.Apply(ctx, content)
+	r.change, err = r.d.Proxy.Apply(r.ctx, content)
 	if err != nil {
-		return r.undoStart(fmt.Errorf("switch nginx (nginx left as it was): %w", err))
+		return fmt.Errorf("switch nginx (nginx left as it was): %w", err)
 	}
+	return nil
+}
 
-	// 7. Verify through nginx.
-	if err := r.step(StepVerify, cfg.Proxy.CheckURL+" must answer color "+idle); err != nil {
-		return r.undoSwitch(err)
+// verifySwitch is step 7: check_url must answer from the new color.
+func (r *run) verifySwitch() error {
+	if err := r.step(StepVerify, r.cfg.Proxy.CheckURL+" must answer color "+r.rel.Color); err != nil {
+		return err
 	}
-	if err := d.verify(ctx, cfg, idle); err != nil {
-		return r.undoSwitch(err)
-	}
+	return r.d.verify(r.ctx, &r.cfg, r.rel.Color)
+}
 
-	// 8. Drain the old color; keep its container for an instant rollback.
-	if err := r.step(StepDrain, drainDetail(before.Active, cfg)); err != nil {
-		return r.finish(state.Failed, 1, err)
+// drain is step 8: stop the old color gracefully; its container stays for an instant rollback.
+// A failure to stop it is reported, not fatal: the new release already serves.
+func (r *run) drain() error {
+	old := r.p.Before.Active
+	if err := r.step(StepDrain, drainDetail(old, &r.cfg)); err != nil {
+		return err
 	}
-	if before.Active != nil && before.Active.Container != rel.Container {
-		if err := d.Engine.StopContainer(ctx, before.Active.Container, cfg.App.DrainTimeout.D()); err != nil && !errors.Is(err, docker.ErrNotFound) {
-			d.log().Warn("stop old color", "container", before.Active.Container, "err", err)
-			r.event(StepDrain, "info", "stopping the old color: "+err.Error())
-		}
+	if old == nil || old.Container == r.rel.Container {
+		return nil
 	}
+	if err := r.d.Engine.StopContainer(r.ctx, old.Container, r.cfg.App.DrainTimeout.D()); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		r.d.log().Warn("stop old color", "container", old.Container, "err", err)
+		r.event(StepDrain, EventInfo, "stopping the old color: "+err.Error())
+	}
+	return nil
+}
 
-	// 9. Record, prune.
-	if err := r.step(StepRecord, "state.json, journal, prune beyond "+strconv.Itoa(cfg.App.KeepReleases)); err != nil {
-		return r.finish(state.Failed, 1, err)
+// record is step 9: state.json names the new release, then images beyond keep_releases go.
+func (r *run) record() error {
+	if err := r.step(StepRecord, "state.json, journal, prune beyond "+strconv.Itoa(r.cfg.App.KeepReleases)); err != nil {
+		return err
 	}
+	rel := r.rel
 	rel.Since = time.Now().UTC()
-	next := state.State{Active: rel, Previous: before.Active}
-	if err := d.Store.Save(next); err != nil {
-		return r.finish(state.Failed, 1, fmt.Errorf("record release (nginx already serves %s): %w", idle, err))
+	next := state.State{Active: rel, Previous: r.p.Before.Active}
+	if err := r.d.Store.Save(next); err != nil {
+		return fmt.Errorf("record release (nginx already serves %s): %w", rel.Color, err)
 	}
 	r.p.New = rel
-	if removed, err := d.Prune(ctx, next); err != nil {
-		d.log().Warn("prune images", "err", err)
-		r.event(StepRecord, "info", "prune: "+err.Error())
+	if removed, err := r.d.Prune(r.ctx, next); err != nil {
+		r.d.log().Warn("prune images", "err", err)
+		r.event(StepRecord, EventInfo, "prune: "+err.Error())
 	} else if len(removed) > 0 {
-		r.event(StepRecord, "info", "pruned "+strings.Join(removed, ", "))
+		r.event(StepRecord, EventInfo, "pruned "+strings.Join(removed, ", "))
 	}
-	return r.finishRelease(rel)
+	return nil
 }
 
 func drainDetail(old *state.Release, cfg *config.Config) string {
@@ -435,7 +489,7 @@ func (r *run) localByID() (docker.Image, bool) {
 }
 
 func (r *run) pull(ref string) (docker.Image, error) {
-	r.event(StepPull, "info", "pulling "+ref)
+	r.event(StepPull, EventInfo, "pulling "+ref)
 	auth := ""
 	if r.d.Auth != nil {
 		a, err := r.d.Auth(r.ref.domain)
@@ -457,7 +511,7 @@ func (r *run) undoStart(cause error) Outcome {
 			r.d.log().Error("remove failed container", "id", r.newID, "err", err)
 		}
 	}
-	return r.finish(state.Failed, 1, fmt.Errorf("%w; nothing was switched, the old release still serves", cause))
+	return r.finish(state.Failed, exitcode.Failed, fmt.Errorf("%w; nothing was switched, the old release still serves", cause))
 }
 
 // undoSwitch restores the previous upstream, waits until nginx answers from the
@@ -482,16 +536,25 @@ func (r *run) undoSwitch(cause error) Outcome {
 			r.d.log().Error("remove new color", "id", r.newID, "err", err)
 		}
 	}
-	return r.finish(state.RolledBack, 1, fmt.Errorf("%w; rolled back, the old release still serves", cause))
+	return r.finish(state.RolledBack, exitcode.Failed, fmt.Errorf("%w; rolled back, the old release still serves", cause))
+}
+
+// fail ends a deploy that changed nothing users see: exit 2 for bad input, 1 otherwise.
+func (r *run) fail(cause error) Outcome {
+	exit := exitcode.Failed
+	if errors.Is(cause, ErrBadInput) {
+		exit = exitcode.BadInput
+	}
+	return r.finish(state.Failed, exit, cause)
 }
 
 func (r *run) finishRelease(rel *state.Release) Outcome {
-	o := r.finish(state.Succeeded, 0, nil)
+	o := r.finish(state.Succeeded, exitcode.OK, nil)
 	o.Release = rel
 	return o
 }
 
-// finish journals the outcome and clears progress.json.
+// finish journals the outcome and clears progress.json. exit is an exitcode constant.
 func (r *run) finish(result string, exit int, cause error) Outcome {
 	now := time.Now().UTC()
 	if n := len(r.p.Steps); n > 0 && r.p.Steps[n-1].MS == 0 {
@@ -502,7 +565,7 @@ func (r *run) finish(result string, exit int, cause error) Outcome {
 	if cause != nil {
 		r.p.Reason = cause.Error()
 		o.Message = cause.Error()
-		r.event(r.p.Step, "failed", cause.Error())
+		r.event(r.p.Step, EventFailed, cause.Error())
 	} else {
 		o.Message = fmt.Sprintf("%s is live in %s", r.p.Image, r.p.Color)
 		r.p.Reason = o.Message
@@ -525,119 +588,4 @@ func siteFor(cfg *config.Config, rel *state.Release) nginx.Site {
 		return nginx.Site{App: cfg.App.Name}
 	}
 	return nginx.Site{App: cfg.App.Name, Color: rel.Color, Release: rel.ID, Servers: []string{"127.0.0.1:" + strconv.Itoa(rel.Port)}}
-}
-
-// handoverDir creates <state_dir>/handover/<app> (0700) owned by the image's numeric user.
-func (r *run) handoverDir(user string) (string, error) {
-	dir := filepath.Join(r.cfg.StateDir, "handover", r.cfg.App.Name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("handover folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return "", fmt.Errorf("handover folder: %w", err)
-	}
-	if uid, gid, ok := numericUser(user); ok {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", fmt.Errorf("handover folder: %w", err)
-		}
-	} else if user != "" {
-		r.d.log().Warn("image user is not numeric; handover folder stays root-owned", "user", user)
-	}
-	return dir, nil
-}
-
-func numericUser(user string) (int, int, bool) {
-	if user == "" {
-		return 0, 0, false
-	}
-	u, g, hasGroup := strings.Cut(user, ":")
-	uid, err := strconv.Atoi(u)
-	if err != nil || uid < 0 {
-		return 0, 0, false
-	}
-	gid := uid
-	if hasGroup {
-		if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
-			return 0, 0, false
-		}
-	}
-	return uid, gid, true
-}
-
-// maxEnvFileBytes bounds app.env_file.
-const maxEnvFileBytes = 64 << 10
-
-func (r *run) spec(rel *state.Release, version, handover string) (docker.Spec, error) {
-	cfg := &r.cfg
-	env := map[string]string{}
-	if cfg.App.EnvFile != "" {
-		fileEnv, err := readEnvFile(cfg.App.EnvFile)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			// The key is optional in spirit: a host without the file deploys with app.env only.
-			r.d.log().Warn("app.env_file does not exist; deploying without it", "path", cfg.App.EnvFile)
-			r.event(StepStart, "info", "app.env_file "+cfg.App.EnvFile+" does not exist; not used")
-		case err != nil:
-			return docker.Spec{}, err
-		}
-		for k, v := range fileEnv {
-			env[k] = v
-		}
-	}
-	for k, v := range cfg.App.Env {
-		env[k] = v
-	}
-	env["APP_COLOR"] = rel.Color
-	env["APP_VERSION"] = version
-	env["CHAT_HANDOVER_DIR"] = handoverTarget
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	list := make([]string, 0, len(keys))
-	for _, k := range keys {
-		list = append(list, k+"="+env[k])
-	}
-	return docker.Spec{
-		Name:  rel.Container,
-		Image: rel.Run,
-		Labels: map[string]string{
-			LabelApp: cfg.App.Name, LabelColor: rel.Color, LabelRelease: rel.ID, LabelImage: rel.Image,
-		},
-		Env:           list,
-		HostPort:      rel.Port,
-		ContainerPort: cfg.App.ContainerPort,
-		MemoryBytes:   cfg.App.MemoryBytes,
-		Binds:         map[string]string{handover: handoverTarget},
-		StopTimeout:   cfg.App.DrainTimeout.D(),
-		Network:       cfg.App.Network,
-	}, nil
-}
-
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("app.env_file: %w", err)
-	}
-	defer f.Close()
-	buf := make([]byte, maxEnvFileBytes+1)
-	n, _ := io.ReadFull(f, buf)
-	if n > maxEnvFileBytes {
-		return nil, fmt.Errorf("app.env_file %s: larger than %d bytes", path, maxEnvFileBytes)
-	}
-	env := map[string]string{}
-	for i, line := range strings.Split(string(buf[:n]), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok || k == "" || strings.ContainsAny(k, " \t") {
-			// Quote only the line number: values may be secrets.
-			return nil, fmt.Errorf("app.env_file %s: line %d is not KEY=VALUE", path, i+1)
-		}
-		env[k] = v
-	}
-	return env, nil
 }

@@ -22,7 +22,7 @@ func dockerImage(id, digest string) docker.Image {
 func TestDeployTwiceSwitchesColors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		o := w.deploy(KindDeploy, "example.com/team/chat:v1")
+		o := w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		if o.Exit != 0 || o.Result != state.Succeeded {
 			t.Fatalf("first deploy = %+v", o)
 		}
@@ -46,7 +46,7 @@ func TestDeployTwiceSwitchesColors(t *testing.T) {
 			t.Errorf("handover folder: %v %v", fi, err)
 		}
 
-		o = w.deploy(KindDeploy, "example.com/team/chat:v2")
+		o = w.deploy(state.KindDeploy, "example.com/team/chat:v2")
 		if o.Exit != 0 {
 			t.Fatalf("second deploy = %+v", o)
 		}
@@ -81,7 +81,7 @@ func TestDeployJoinsAppNetwork(t *testing.T) {
 		w := newWorld(t)
 		w.cfg.App.Network = "mywebchat"
 		for _, ref := range []string{"example.com/team/chat:v1", "example.com/team/chat:v2"} {
-			if o := w.deploy(KindDeploy, ref); o.Exit != 0 {
+			if o := w.deploy(state.KindDeploy, ref); o.Exit != 0 {
 				t.Fatalf("deploy %s = %+v", ref, o)
 			}
 		}
@@ -103,7 +103,7 @@ func TestDeployBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			o := w.deploy(KindDeploy, tt.image)
+			o := w.deploy(state.KindDeploy, tt.image)
 			if o.Exit != 2 || !strings.Contains(o.Message, tt.want) {
 				t.Errorf("deploy(%q) = exit %d %q, want exit 2 with %q", tt.image, o.Exit, o.Message, tt.want)
 			}
@@ -119,7 +119,7 @@ func TestDeployPullsAbsentImageWithAuth(t *testing.T) {
 		w := newWorld(t)
 		w.eng.registry["example.com/team/chat:v3"] = dockerImage("sha256:3333", "example.com/team/chat@sha256:abababababababababababababababababababababababababababababababab")
 		w.d.Auth = func(host string) (string, error) { return "auth-for-" + host, nil }
-		o := w.deploy(KindDeploy, "example.com/team/chat:v3")
+		o := w.deploy(state.KindDeploy, "example.com/team/chat:v3")
 		if o.Exit != 0 {
 			t.Fatalf("deploy = %+v", o)
 		}
@@ -132,7 +132,7 @@ func TestDeployPullsAbsentImageWithAuth(t *testing.T) {
 		if d := w.state().Active.Digest; d != "sha256:abababababababababababababababababababababababababababababababab" {
 			t.Errorf("recorded digest %q", d)
 		}
-		w.deploy(KindDeploy, "example.com/team/chat:v3")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v3")
 		if len(w.eng.pulls) != 1 {
 			t.Errorf("present image pulled again: %v", w.eng.pulls)
 		}
@@ -162,7 +162,7 @@ func TestDeployFailuresLeaveOldReleaseServing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				w := newWorld(t)
-				if o := w.deploy(KindDeploy, "example.com/team/chat:v1"); o.Exit != 0 {
+				if o := w.deploy(state.KindDeploy, "example.com/team/chat:v1"); o.Exit != 0 {
 					t.Fatalf("setup deploy = %+v", o)
 				}
 				before, reloads := w.upstream(), w.reloads
@@ -171,7 +171,7 @@ func TestDeployFailuresLeaveOldReleaseServing(t *testing.T) {
 				if tt.name == "image absent everywhere" {
 					image = "example.com/team/chat:v9"
 				}
-				o := w.deploy(KindDeploy, image)
+				o := w.deploy(state.KindDeploy, image)
 				if o.Exit != 1 || o.Result != tt.wantResult {
 					t.Fatalf("deploy = exit %d result %s (%s), want exit 1 %s", o.Exit, o.Result, o.Message, tt.wantResult)
 				}
@@ -209,10 +209,10 @@ func TestDeployFailuresLeaveOldReleaseServing(t *testing.T) {
 func TestRollbackReusesStoppedContainer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
-		w.deploy(KindDeploy, "example.com/team/chat:v2")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v2")
 		creates := len(w.eng.creates)
-		o := w.deploy(KindRollback, "")
+		o := w.deploy(state.KindRollback, "")
 		if o.Exit != 0 {
 			t.Fatalf("rollback = %+v", o)
 		}
@@ -228,7 +228,7 @@ func TestRollbackReusesStoppedContainer(t *testing.T) {
 		}
 		// Without its container, a rollback recreates it from the pinned image.
 		w.eng.RemoveContainer(context.Background(), "chat-green")
-		if o := w.deploy(KindRollback, ""); o.Exit != 0 || w.eng.creates[len(w.eng.creates)-1].Image != "sha256:2222" {
+		if o := w.deploy(state.KindRollback, ""); o.Exit != 0 || w.eng.creates[len(w.eng.creates)-1].Image != "sha256:2222" {
 			t.Errorf("rollback without container = %+v, last create %+v", o, w.eng.creates[len(w.eng.creates)-1])
 		}
 	})
@@ -236,7 +236,7 @@ func TestRollbackReusesStoppedContainer(t *testing.T) {
 
 func TestRollbackWithoutPrevious(t *testing.T) {
 	w := newWorld(t)
-	if o := w.deploy(KindRollback, ""); o.Exit != 2 || !strings.Contains(o.Message, "no previous release") {
+	if o := w.deploy(state.KindRollback, ""); o.Exit != 2 || !strings.Contains(o.Message, "no previous release") {
 		t.Errorf("rollback = %+v, want exit 2", o)
 	}
 }
@@ -244,11 +244,11 @@ func TestRollbackWithoutPrevious(t *testing.T) {
 func TestAbortBeforeSwitchUndoes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		w.eng.unhealthy = true // keeps the health gate waiting
 		abort := make(chan struct{})
 		go func() { time.Sleep(500 * time.Millisecond); close(abort) }()
-		o := w.d.Deploy(context.Background(), abort, Request{ID: "20261123T050000Z-aaaaaaaa", Kind: KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{})
+		o := w.d.Deploy(context.Background(), abort, Request{ID: "20261123T050000Z-aaaaaaaa", Kind: state.KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{})
 		if o.Exit != 1 || !strings.Contains(o.Message, "stopping") {
 			t.Errorf("aborted deploy = %+v", o)
 		}
@@ -270,7 +270,7 @@ func TestStepsJournaledBeforeTheyRun(t *testing.T) {
 			}
 			return w.probe(ctx, u, timeout)
 		}
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		if !slices.Contains(seen, StepHealth) || !slices.Contains(seen, StepVerify) {
 			t.Errorf("progress.json steps seen during probes = %v, want health and verify", seen)
 		}
@@ -295,7 +295,7 @@ func TestDeployLocalImageByRecordedDigest(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				w := newWorld(t)
 				w.eng.addImage(tt.tag, id)
-				o := w.deploy(KindDeploy, "example.com/team/chat@"+id)
+				o := w.deploy(state.KindDeploy, "example.com/team/chat@"+id)
 				if o.Exit != tt.wantExit {
 					t.Fatalf("deploy = %+v, want exit %d", o, tt.wantExit)
 				}
@@ -317,4 +317,37 @@ func TestDeployLocalImageByRecordedDigest(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestEnvFileLayering(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		path := w.cfg.StateDir + "/app.env"
+		if err := os.WriteFile(path, []byte("# secrets\nA=from-file\nB=2\nAPP_COLOR=purple\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.cfg.App.EnvFile = path
+		if o := w.deploy(state.KindDeploy, "example.com/team/chat:v1"); o.Exit != 0 {
+			t.Fatalf("deploy = %+v", o)
+		}
+		env := w.eng.creates[0].Env
+		// app.env overrides the file; the agent's own variables override both.
+		for _, want := range []string{"A=1", "B=2", "APP_COLOR=blue"} {
+			if !slices.Contains(env, want) {
+				t.Errorf("env %v lacks %s", env, want)
+			}
+		}
+
+		// A file that exists but cannot be read fails the deploy before anything starts.
+		if err := os.WriteFile(path, []byte("NOT A LINE\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o := w.deploy(state.KindDeploy, "example.com/team/chat:v2")
+		if o.Exit != 1 || !strings.Contains(o.Message, "line 1 is not KEY=VALUE") || len(w.eng.creates) != 1 {
+			t.Fatalf("deploy with a bad env file = %+v after %d creates; want exit 1 naming the line, nothing created", o, len(w.eng.creates))
+		}
+		if w.servedPort() != 8081 {
+			t.Errorf("served port %d after the failed deploy, want 8081 (the old release)", w.servedPort())
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/atomicfile"
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
 	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
@@ -68,7 +69,7 @@ func (d *Deployer) recover(ctx context.Context, p *state.Progress, done func(Out
 			}
 			n.Since = time.Now().UTC()
 			if err := d.Store.Save(state.State{Active: n, Previous: before.Active}); err != nil {
-				r.finish(state.Failed, 1, fmt.Errorf("record release after restart: %w", err))
+				r.finish(state.Failed, exitcode.Failed, fmt.Errorf("record release after restart: %w", err))
 				return
 			}
 			r.p.Color = n.Color
@@ -101,7 +102,7 @@ func (d *Deployer) recover(ctx context.Context, p *state.Progress, done func(Out
 	if crashedAt == StepSwitch || crashedAt == StepVerify || crashedAt == StepDrain || crashedAt == StepRecord {
 		result = state.RolledBack
 	}
-	r.finish(result, 1, fmt.Errorf("the agent stopped during step %s; the deploy was undone, the old release still serves", crashedAt))
+	r.finish(result, exitcode.Failed, fmt.Errorf("the agent stopped during step %s; the deploy was undone, the old release still serves", crashedAt))
 }
 
 // converge is the periodic part of reconcile.
@@ -144,7 +145,7 @@ func (d *Deployer) converge(ctx context.Context) error {
 			}
 			now := time.Now().UTC()
 			_ = d.Store.Append(state.Record{
-				ID: "reconcile-" + now.Format("20060102T150405Z"), Kind: StepReconcile, Image: st.Active.Image, Digest: st.Active.Digest,
+				ID: "reconcile-" + now.Format("20060102T150405Z"), Kind: state.KindReconcile, Image: st.Active.Image, Digest: st.Active.Digest,
 				ImageID: st.Active.ImageID, Color: st.Active.Color, Result: state.Succeeded, Started: now, Finished: now,
 				Reason: fmt.Sprintf("active %s (%s) was unhealthy; switched back to %s", failed.Container, failed.Image, st.Active.Container),
 				Steps:  []state.Step{{Name: StepReconcile, At: now}},
@@ -189,7 +190,7 @@ func (d *Deployer) recreate(ctx context.Context, cfg *config.Config, rel *state.
 	if err != nil {
 		return "", fmt.Errorf("recreate %s: %w", rel.Container, err)
 	}
-	handover, err := r.handoverDir(img.User)
+	handover, err := handoverDir(cfg.StateDir, cfg.App.Name, img.User, d.log())
 	if err != nil {
 		return "", err
 	}

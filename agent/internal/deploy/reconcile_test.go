@@ -22,7 +22,7 @@ func crashAt(t *testing.T, w *world, step string) {
 				panic(r)
 			}
 		}()
-		w.d.Deploy(context.Background(), nil, Request{ID: "20261123T050000Z-cccccccc", Kind: KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{
+		w.d.Deploy(context.Background(), nil, Request{ID: "20261123T050000Z-cccccccc", Kind: state.KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{
 			Event: func(s, status, _ string) {
 				if s == step && status == "started" {
 					panic(crash{})
@@ -42,7 +42,7 @@ func TestReconcileAfterCrashAtEachStep(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				w := newWorld(t)
-				w.deploy(KindDeploy, "example.com/team/chat:v1")
+				w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 				crashAt(t, w, step)
 				var got []Outcome
 				if err := w.d.Reconcile(context.Background(), func(o Outcome) { got = append(got, o) }); err != nil {
@@ -86,7 +86,7 @@ func TestReconcileAfterCrashAtEachStep(t *testing.T) {
 func TestReconcileRestartsDeadActive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		w.eng.StopContainer(context.Background(), "chat-blue", 0)
 		if err := w.d.Reconcile(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -108,8 +108,8 @@ func TestReconcileRestartsDeadActive(t *testing.T) {
 func TestReconcileFallsBackToHealthyPrevious(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
-		w.deploy(KindDeploy, "example.com/team/chat:v2")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v2")
 		w.eng.containers["chat-green"].healthy = false
 		if err := w.d.Reconcile(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -140,7 +140,7 @@ func TestReconcileFreshHostWritesPlaceholder(t *testing.T) {
 func TestReconcileAdoptsServedContainerWhenStateIsLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		os.Remove(w.cfg.StateDir + "/state.json")
 		if err := w.d.Reconcile(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -165,7 +165,7 @@ func TestPruneKeepsReleasesAndImagesInUse(t *testing.T) {
 			w.eng.images[k] = v1
 		}
 		for _, v := range []string{"v1", "v2", "v3", "v4"} {
-			if o := w.deploy(KindDeploy, "example.com/team/chat:"+v); o.Exit != 0 {
+			if o := w.deploy(state.KindDeploy, "example.com/team/chat:"+v); o.Exit != 0 {
 				t.Fatal(o)
 			}
 		}
@@ -190,8 +190,8 @@ func TestPruneKeepsReleasesAndImagesInUse(t *testing.T) {
 func TestStatus(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
-		w.deploy(KindDeploy, "example.com/team/chat:v2")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v2")
 		st, err := w.d.Status(context.Background())
 		if err != nil {
 			t.Fatal(err)

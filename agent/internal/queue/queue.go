@@ -24,12 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mywebchat/mywebchat/agent/internal/atomicfile"
-)
-
-// Request kinds.
-const (
-	KindDeploy   = "deploy"
-	KindRollback = "rollback"
+	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
 // Limits that keep a full or garbage queue from hurting the daemon.
@@ -65,7 +60,7 @@ type Request struct {
 type Event struct {
 	At     time.Time `json:"at"`
 	Step   string    `json:"step"`
-	Status string    `json:"status"` // started, done, failed, info
+	Status string    `json:"status"` // started, failed, info
 	Detail string    `json:"detail,omitempty"`
 }
 
@@ -200,9 +195,9 @@ func (q Queue) Read(id string) (Request, error) {
 	switch {
 	case r.ID != id || !ValidID(id):
 		return Request{}, fmt.Errorf("%w: %s: id does not match the file name", ErrBadRequest, id)
-	case r.Kind != KindDeploy && r.Kind != KindRollback:
+	case r.Kind != state.KindDeploy && r.Kind != state.KindRollback:
 		return Request{}, fmt.Errorf("%w: %s: unknown kind %q", ErrBadRequest, id, r.Kind)
-	case r.Kind == KindDeploy && (r.Image == "" || len(r.Image) > maxImageLen):
+	case r.Kind == state.KindDeploy && (r.Image == "" || len(r.Image) > maxImageLen):
 		return Request{}, fmt.Errorf("%w: %s: image missing or too long", ErrBadRequest, id)
 	}
 	return r, nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
 func newQueue(t *testing.T) Queue {
@@ -31,11 +33,11 @@ func TestInitIsRootOnly(t *testing.T) {
 
 func TestEnqueueReadRemove(t *testing.T) {
 	q := newQueue(t)
-	req := Request{ID: NewID(time.Now()), Kind: KindDeploy, Image: "mywebchat/app:v1", Requested: time.Now().UTC()}
+	req := Request{ID: NewID(time.Now()), Kind: state.KindDeploy, Image: "mywebchat/app:v1", Requested: time.Now().UTC()}
 	if err := q.Enqueue(req, nil); err != nil {
 		t.Fatal(err)
 	}
-	second := Request{ID: NewID(time.Now()), Kind: KindDeploy, Image: "mywebchat/app:v2"}
+	second := Request{ID: NewID(time.Now()), Kind: state.KindDeploy, Image: "mywebchat/app:v2"}
 	err := q.Enqueue(second, nil)
 	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "mywebchat/app:v1") {
 		t.Errorf("second Enqueue = %v, want ErrBusy naming the first", err)
@@ -84,7 +86,7 @@ func TestQueueFull(t *testing.T) {
 	for i := range MaxPending {
 		os.WriteFile(filepath.Join(q.QueueDir(), strings.Repeat("a", i+1)+".json"), []byte("x"), 0o600)
 	}
-	if err := q.Enqueue(Request{ID: NewID(time.Now()), Kind: KindRollback}, nil); !errors.Is(err, ErrFull) {
+	if err := q.Enqueue(Request{ID: NewID(time.Now()), Kind: state.KindRollback}, nil); !errors.Is(err, ErrFull) {
 		t.Errorf("Enqueue into full queue = %v, want ErrFull", err)
 	}
 }

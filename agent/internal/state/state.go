@@ -17,6 +17,14 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/atomicfile"
 )
 
+// Kinds of journaled records: a requested deploy or rollback (the queue's request kinds too), or a
+// switch that reconcile made on its own.
+const (
+	KindDeploy    = "deploy"
+	KindRollback  = "rollback"
+	KindReconcile = "reconcile"
+)
+
 // Results of a deploy as written to the journal.
 const (
 	Succeeded  = "succeeded"
