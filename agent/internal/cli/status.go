@@ -33,7 +33,7 @@ func runStatus(ctx context.Context, env Env, args []string) int {
 	defer dc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := daemon.NewDeployer(&cfg, dc, newLogger(env)).Status(ctx)
+	st, err := daemon.NewStatusReader(&cfg, dc).Status(ctx)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "deploy-agent status:", err)
 		return exitcode.Failed

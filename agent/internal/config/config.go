@@ -117,7 +117,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the duration back as a string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// Default returns the configuration DESIGN.md documents, the base that agent.yaml overrides.
+// Default returns the documented defaults (docs/config.md), the base that agent.yaml overrides.
 func Default() Config {
 	return Config{
 		StateDir: "/var/lib/deploy-agent",
@@ -174,7 +174,7 @@ func readLimited(f *os.File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Parse decodes b strictly over Default and validates the result.
+// Parse decodes b strictly over Default, normalizes and validates the result.
 func Parse(b []byte) (Config, error) {
 	c := Default()
 	// Colors are replaced, not merged, when the file names them.
@@ -195,6 +195,7 @@ func Parse(b []byte) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, indexKeys(b).annotate(cleanYAMLError(err)))
 	}
+	c.normalize()
 	if errs := c.problems(); len(errs) > 0 {
 		ix := indexKeys(b)
 		for i := range errs {
@@ -335,7 +336,7 @@ var (
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-// Validate checks every value and returns all problems at once.
+// Validate checks every value and returns all problems at once. It changes nothing.
 func (c *Config) Validate() error {
 	if errs := c.problems(); len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
@@ -343,127 +344,158 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// problems lists every invalid value as "key.path: what is wrong".
-func (c *Config) problems() []string {
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-
-	if !strings.HasPrefix(c.StateDir, "/") {
-		bad("state_dir: must be an absolute path, got %q", c.StateDir)
-	}
+// normalize derives what follows from the values as written, before they are validated. It
+// never fails: a value it cannot use stays as it is, for problems to report.
+func (c *Config) normalize() {
 	a := &c.App
-	if !nameRE.MatchString(a.Name) {
-		bad("app.name: %q must be lower-case letters, digits, '.', '_' or '-'", a.Name)
-	}
 	// Registries store repository paths in lower case (GHCR lower-cases the owner), so a config
-	// written with the owner's display name, like DESIGN.md's ghcr.io/OWNER/…, means the same.
+	// written with the owner's display name, like ghcr.io/OWNER/…, means the same.
 	if lower := strings.ToLower(a.Repository); lower != a.Repository && repoRE.MatchString(lower) {
 		a.Repository = lower
 	}
+	a.MemoryBytes = 0
+	if a.Memory != "" {
+		if n, err := ParseBytes(a.Memory); err == nil {
+			a.MemoryBytes = n
+		}
+	}
+}
+
+// problemList collects problems as "key.path: what is wrong".
+type problemList []string
+
+func (l *problemList) add(format string, a ...any) { *l = append(*l, fmt.Sprintf(format, a...)) }
+
+// problems lists every invalid value as "key.path: what is wrong". It reads c and changes nothing.
+func (c *Config) problems() []string {
+	var l problemList
+	if !strings.HasPrefix(c.StateDir, "/") {
+		l.add("state_dir: must be an absolute path, got %q", c.StateDir)
+	}
+	c.App.problems(&l)
+	c.App.Health.problems(&l)
+	c.Proxy.problems(&l)
+	if c.Registry.AuthFile != "" && !strings.HasPrefix(c.Registry.AuthFile, "/") {
+		l.add("registry.auth_file: must be an absolute path")
+	}
+	return l
+}
+
+func (a *App) problems(l *problemList) {
+	if !nameRE.MatchString(a.Name) {
+		l.add("app.name: %q must be lower-case letters, digits, '.', '_' or '-'", a.Name)
+	}
 	if a.Repository == "" {
-		bad("app.repository: must be set (deploys may only name images in it)")
+		l.add("app.repository: must be set (deploys may only name images in it)")
 	} else if !repoRE.MatchString(a.Repository) {
-		bad("app.repository: %q is not an image repository (no tag or digest, lower case)", a.Repository)
+		l.add("app.repository: %q is not an image repository (no tag or digest, lower case)", a.Repository)
 	}
 	if a.ContainerPort < 1 || a.ContainerPort > 65535 {
-		bad("app.container_port: %d is not a port", a.ContainerPort)
+		l.add("app.container_port: %d is not a port", a.ContainerPort)
 	}
-	if len(a.Colors) != 2 {
-		bad("app.colors: must define exactly blue and green")
-	}
-	for name, col := range a.Colors {
-		if name != "blue" && name != "green" {
-			bad("app.colors: unknown color %q (want blue and green)", name)
-		}
-		if col.Port < 1 || col.Port > 65535 {
-			bad("app.colors.%s.port: %d is not a port", name, col.Port)
-		}
-	}
-	if len(a.Colors) == 2 && a.Colors["blue"].Port == a.Colors["green"].Port {
-		bad("app.colors: blue and green need different ports")
-	}
-	for k, v := range a.Env {
-		if !envKeyRE.MatchString(k) {
-			bad("app.env: %q is not a variable name", k)
-		}
-		if strings.ContainsAny(v, "\x00\n") {
-			bad("app.env.%s: value contains a newline or NUL", k)
-		}
-		if k == "APP_COLOR" || k == "APP_VERSION" || k == "CHAT_HANDOVER_DIR" {
-			bad("app.env.%s: set by the agent, cannot be configured", k)
-		}
-	}
+	colorProblems(a.Colors, l)
+	envProblems(a.Env, l)
 	if a.EnvFile != "" && !strings.HasPrefix(a.EnvFile, "/") {
-		bad("app.env_file: must be an absolute path, got %q", a.EnvFile)
-	}
-	h := &a.Health
-	if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \n") {
-		bad("app.health.path: %q must start with /", h.Path)
-	}
-	if h.Interval.D() < 10*time.Millisecond {
-		bad("app.health.interval: %s is too short (at least 10ms)", h.Interval.D())
-	}
-	if h.Timeout.D() <= 0 {
-		bad("app.health.timeout: must be positive")
-	}
-	if h.HealthyAfter < 1 {
-		bad("app.health.healthy_after: %d must be at least 1", h.HealthyAfter)
-	}
-	if h.StartTimeout.D() < h.Interval.D() {
-		bad("app.health.start_timeout: %s must be at least the interval", h.StartTimeout.D())
+		l.add("app.env_file: must be an absolute path, got %q", a.EnvFile)
 	}
 	if a.DrainTimeout.D() < 0 || a.DrainTimeout.D() > time.Hour {
-		bad("app.drain_timeout: %s must be between 0 and 1h", a.DrainTimeout.D())
+		l.add("app.drain_timeout: %s must be between 0 and 1h", a.DrainTimeout.D())
 	}
 	if a.Verify.D() <= 0 {
-		bad("app.verify: must be positive")
+		l.add("app.verify: must be positive")
 	}
 	if a.KeepReleases < 1 {
-		bad("app.keep_releases: %d must be at least 1 (the active release)", a.KeepReleases)
+		l.add("app.keep_releases: %d must be at least 1 (the active release)", a.KeepReleases)
 	}
-	if a.Memory != "" {
-		n, err := ParseBytes(a.Memory)
-		if err != nil || n < 6<<20 {
-			bad("app.memory: %q must be a size like 256m or 1g, at least 6m", a.Memory)
-		}
-		a.MemoryBytes = n
+	if a.Memory != "" && a.MemoryBytes < minMemoryBytes {
+		l.add("app.memory: %q must be a size like 256m or 1g, at least 6m", a.Memory)
 	}
 	switch {
 	case a.Network == "":
 	case a.Network == "host" || a.Network == "none":
-		bad("app.network: %q cannot publish the colors' ports on 127.0.0.1; name a bridge network such as mywebchat, or leave it empty", a.Network)
+		l.add("app.network: %q cannot publish the colors' ports on 127.0.0.1; name a bridge network such as mywebchat, or leave it empty", a.Network)
 	case !nameRE.MatchString(a.Network):
-		bad("app.network: %q is not a Docker network name (lower-case letters, digits, _ . -)", a.Network)
+		l.add("app.network: %q is not a Docker network name (lower-case letters, digits, _ . -)", a.Network)
 	}
-	p := &c.Proxy
+}
+
+// minMemoryBytes is the smallest memory limit the Docker engine accepts.
+const minMemoryBytes = 6 << 20
+
+func colorProblems(colors map[string]Color, l *problemList) {
+	if len(colors) != 2 {
+		l.add("app.colors: must define exactly blue and green")
+	}
+	for name, col := range colors {
+		if name != "blue" && name != "green" {
+			l.add("app.colors: unknown color %q (want blue and green)", name)
+		}
+		if col.Port < 1 || col.Port > 65535 {
+			l.add("app.colors.%s.port: %d is not a port", name, col.Port)
+		}
+	}
+	if len(colors) == 2 && colors["blue"].Port == colors["green"].Port {
+		l.add("app.colors: blue and green need different ports")
+	}
+}
+
+func envProblems(env map[string]string, l *problemList) {
+	for k, v := range env {
+		if !envKeyRE.MatchString(k) {
+			l.add("app.env: %q is not a variable name", k)
+		}
+		if strings.ContainsAny(v, "\x00\n") {
+			l.add("app.env.%s: value contains a newline or NUL", k)
+		}
+		if k == "APP_COLOR" || k == "APP_VERSION" || k == "CHAT_HANDOVER_DIR" {
+			l.add("app.env.%s: set by the agent, cannot be configured", k)
+		}
+	}
+}
+
+func (h *Health) problems(l *problemList) {
+	if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \n") {
+		l.add("app.health.path: %q must start with /", h.Path)
+	}
+	if h.Interval.D() < 10*time.Millisecond {
+		l.add("app.health.interval: %s is too short (at least 10ms)", h.Interval.D())
+	}
+	if h.Timeout.D() <= 0 {
+		l.add("app.health.timeout: must be positive")
+	}
+	if h.HealthyAfter < 1 {
+		l.add("app.health.healthy_after: %d must be at least 1", h.HealthyAfter)
+	}
+	if h.StartTimeout.D() < h.Interval.D() {
+		l.add("app.health.start_timeout: %s must be at least the interval", h.StartTimeout.D())
+	}
+}
+
+func (p *Proxy) problems(l *problemList) {
 	switch p.Mode {
 	case "container":
 		if !nameRE.MatchString(p.Container) {
-			bad("proxy.container: %q is not a container name", p.Container)
+			l.add("proxy.container: %q is not a container name", p.Container)
 		}
 	case "host":
 		if len(p.TestCommand) == 0 || p.TestCommand[0] == "" {
-			bad("proxy.test_command: must name a command in host mode")
+			l.add("proxy.test_command: must name a command in host mode")
 		}
 		if len(p.ReloadCommand) == 0 || p.ReloadCommand[0] == "" {
-			bad("proxy.reload_command: must name a command in host mode")
+			l.add("proxy.reload_command: must name a command in host mode")
 		}
 	default:
-		bad("proxy.mode: %q must be container or host", p.Mode)
+		l.add("proxy.mode: %q must be container or host", p.Mode)
 	}
 	if p.Template != "" && !strings.HasPrefix(p.Template, "/") {
-		bad("proxy.template: must be an absolute path, got %q", p.Template)
+		l.add("proxy.template: must be an absolute path, got %q", p.Template)
 	}
 	if !strings.HasPrefix(p.Output, "/") || strings.HasSuffix(p.Output, "/") {
-		bad("proxy.output: must be an absolute file path, got %q", p.Output)
+		l.add("proxy.output: must be an absolute file path, got %q", p.Output)
 	}
 	if u, err := url.Parse(p.CheckURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("proxy.check_url: %q must be an http(s) URL", p.CheckURL)
+		l.add("proxy.check_url: %q must be an http(s) URL", p.CheckURL)
 	}
-	if c.Registry.AuthFile != "" && !strings.HasPrefix(c.Registry.AuthFile, "/") {
-		bad("registry.auth_file: must be an absolute path")
-	}
-	return errs
 }
 
 // Port returns the host port of color, or 0 for an unknown color.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,5 +143,27 @@ func TestLoopbackEnv(t *testing.T) {
 	want := []string{"B_URL", "CHAT_REDIS_URL", "V6"}
 	if !slices.Equal(got, want) {
 		t.Errorf("LoopbackEnv() = %v, want %v", got, want)
+	}
+}
+
+// TestValidateChangesNothing: validation only reads; what Parse derives (the lower-case
+// repository, the memory limit in bytes) is done before it, by normalize.
+func TestValidateChangesNothing(t *testing.T) {
+	c := Default()
+	c.App.Repository = "ghcr.io/OWNER/app"
+	c.App.Memory = "256m"
+	before := fmt.Sprintf("%+v", c)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "app.repository") {
+		t.Errorf("Validate = %v, want the upper-case repository reported", err)
+	}
+	if after := fmt.Sprintf("%+v", c); after != before {
+		t.Errorf("Validate changed the config:\n before %s\n after  %s", before, after)
+	}
+	c.normalize()
+	if c.App.Repository != "ghcr.io/owner/app" || c.App.MemoryBytes != 256<<20 {
+		t.Errorf("normalize: repository %q memory %d", c.App.Repository, c.App.MemoryBytes)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate after normalize = %v", err)
 	}
 }

@@ -44,7 +44,6 @@ type Daemon struct {
 // Run serves until ctx is done. A deploy in flight when ctx ends is finished if nginx already
 // switched, and undone otherwise, before Run returns nil.
 func (dm *Daemon) Run(ctx context.Context) error {
-	log := dm.Log
 	cfg, err := config.Load(dm.ConfigPath)
 	if err != nil {
 		return err
@@ -58,116 +57,155 @@ func (dm *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Close()
-
-	dc, err := docker.New()
+	dc, err := connectEngine(ctx, dm.Log)
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
+
+	s := dm.newServer(cfg, q, dc)
+	// Deploys and reconciles run to the end even when ctx ends: a deploy stops at its next step
+	// instead (see Deployer.Deploy), so nginx is never left half-switched.
+	work := context.WithoutCancel(ctx)
+	if err := s.d.Reconcile(work, s.done); err != nil {
+		s.log.Error("reconcile", "err", err)
+	}
+	if err := s.watchFiles(); err != nil {
+		return err
+	}
+	defer s.watch.Close()
+	notifyReady(s.log)
+	defer watchdog(ctx, s.log)()
+	s.logStarted()
+	defer s.watchEngine(ctx)()
+	return s.loop(ctx, work)
+}
+
+// connectEngine returns a client of the Docker engine. An engine that does not answer yet is
+// logged, not fatal: every deploy and reconcile tries again.
+func connectEngine(ctx context.Context, log *slog.Logger) (*docker.Client, error) {
+	dc, err := docker.New()
+	if err != nil {
+		return nil, err
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if v, err := dc.Ping(pingCtx); err != nil {
 		log.Error("docker engine not reachable; will retry on every deploy and reconcile", "err", err)
 	} else {
 		log.Info("docker engine", "api_version", v)
 	}
-	cancel()
+	return dc, nil
+}
 
-	d := NewDeployer(&cfg, dc, log)
-	d.CrashAt = dm.CrashAt
-	work := context.WithoutCancel(ctx)
-	s := &server{log: log, q: q, d: d, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg, renamed: make(chan string, 1)}
+func (dm *Daemon) newServer(cfg config.Config, q queue.Queue, dc *docker.Client) *server {
+	s := &server{log: dm.Log, q: q, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg, renamed: make(chan string, 1)}
+	s.d = NewDeployer(&s.cfg, dc, dm.Log)
+	s.d.CrashAt = dm.CrashAt
+	return s
+}
 
-	if err := d.Reconcile(work, s.done); err != nil {
-		log.Error("reconcile", "err", err)
-	}
-
+// watchFiles watches the queue folder and the folders of the config and the template.
+func (s *server) watchFiles() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
-	defer w.Close()
-	s.watch = w
-	if err := w.Add(q.QueueDir()); err != nil {
+	if err := w.Add(s.q.QueueDir()); err != nil {
+		w.Close()
 		return fmt.Errorf("watch queue: %w", err)
 	}
+	s.watch = w
 	s.watchConfig()
+	return nil
+}
 
+func notifyReady(log *slog.Logger) {
 	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		log.Warn("sd_notify READY", "err", err)
 	} else if ok {
 		log.Info("told systemd we are ready")
 	}
-	stopWatchdog := watchdog(ctx, log)
-	defer stopWatchdog()
-	log.Info("deploy agent running", "config", dm.ConfigPath, "state_dir", cfg.StateDir, "proxy_mode", cfg.Proxy.Mode)
-	if keys := cfg.LoopbackEnv(); len(keys) > 0 {
-		// Not an error: a container-reachable service at that address is possible.
-		log.Warn("app.env names a loopback address; inside the chat containers that is the container itself: set app.network and name the service by its container name", "keys", keys)
-	}
+}
 
+func (s *server) logStarted() {
+	s.log.Info("deploy agent running", "config", s.cfgPath, "state_dir", s.cfg.StateDir, "proxy_mode", s.cfg.Proxy.Mode)
+	if keys := s.cfg.LoopbackEnv(); len(keys) > 0 {
+		// Not an error: a container-reachable service at that address is possible.
+		s.log.Warn("app.env names a loopback address; inside the chat containers that is the container itself: set app.network and name the service by its container name", "keys", keys)
+	}
+}
+
+// watchEngine follows the engine's events so that a dead or removed chat container is
+// reconciled right away, not at the next tick. The watcher only signals s.kick; reconciles run
+// in loop, between deploys, like the periodic one. The returned func stops it and waits.
+func (s *server) watchEngine(ctx context.Context) func() {
+	s.kick = make(chan struct{}, 1)
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ew := &eventWatcher{src: s.dc, app: s.cfg.App.Name, renamed: s.renamed, log: s.log, kick: s.kick}
+		ew.run(ctx)
+	}()
+	return func() { stop(); <-done }
+}
+
+// loop serves the queue, reloads, and reconciles until ctx is done; work outlives ctx (see Run).
+func (s *server) loop(ctx, work context.Context) error {
 	// SIGHUP (systemctl reload) re-reads the config and template, like an edit does.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-
-	// A dead or removed chat container is reconciled right away, not at the next tick. The
-	// watcher only signals; reconciles run below, between deploys, like the periodic one.
-	kick := make(chan struct{}, 1)
-	evCtx, stopEvents := context.WithCancel(ctx)
-	evDone := make(chan struct{})
-	go func() {
-		defer close(evDone)
-		ew := &eventWatcher{src: dc, app: cfg.App.Name, renamed: s.renamed, log: log, kick: kick}
-		ew.run(evCtx)
-	}()
-	defer func() { stopEvents(); <-evDone }()
-
-	s.serveQueue(work, ctx.Done())
 	rescan := time.NewTicker(rescanInterval)
 	defer rescan.Stop()
 	reconcile := time.NewTicker(reconcileInterval)
 	defer reconcile.Stop()
+
+	s.serveQueue(work, ctx.Done())
 	var debounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
-			log.Info("deploy agent stopping")
+			s.log.Info("deploy agent stopping")
 			return nil
-		case ev, ok := <-w.Events:
+		case ev, ok := <-s.watch.Events:
 			if !ok {
 				return errors.New("watcher closed")
 			}
-			if filepath.Dir(ev.Name) == q.QueueDir() {
+			if filepath.Dir(ev.Name) == s.q.QueueDir() {
 				s.serveQueue(work, ctx.Done())
 			} else if s.isWatched(ev.Name) {
 				debounce = time.After(reloadDebounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-s.watch.Errors:
 			if ok {
-				log.Warn("watcher", "err", err)
+				s.log.Warn("watcher", "err", err)
 			}
 		case <-hup:
-			log.Info("SIGHUP: reloading config and template")
+			s.log.Info("SIGHUP: reloading config and template")
 			s.reload(work)
 		case <-debounce:
 			debounce = nil
 			s.reload(work)
 		case <-rescan.C:
 			s.serveQueue(work, ctx.Done())
-		case <-kick:
-			log.Info("reconciling after a container event")
-			if err := d.Reconcile(work, s.done); err != nil {
-				log.Error("reconcile", "err", err)
-			}
+		case <-s.kick:
+			s.log.Info("reconciling after a container event")
+			s.reconcile(work)
 		case <-reconcile.C:
-			if err := d.Reconcile(work, s.done); err != nil {
-				log.Error("reconcile", "err", err)
-			}
-			if err := q.PruneDeploys(); err != nil {
-				log.Warn("prune deploy folders", "err", err)
+			s.reconcile(work)
+			if err := s.q.PruneDeploys(); err != nil {
+				s.log.Warn("prune deploy folders", "err", err)
 			}
 		}
+	}
+}
+
+func (s *server) reconcile(ctx context.Context) {
+	if err := s.d.Reconcile(ctx, s.done); err != nil {
+		s.log.Error("reconcile", "err", err)
 	}
 }
 
@@ -205,6 +243,8 @@ type server struct {
 	cfg     config.Config
 	// renamed carries a new app.name to the event watcher, which subscribes again with it.
 	renamed chan string
+	// kick is signalled by the event watcher when an app container died or vanished.
+	kick chan struct{}
 }
 
 // done writes a deploy's outcome where `deploy --wait` looks and drops its queue file.

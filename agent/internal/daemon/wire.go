@@ -68,3 +68,13 @@ func NewDeployer(cfg *config.Config, dc *docker.Client, log *slog.Logger) *deplo
 	}
 	return d
 }
+
+// NewStatusReader wires a status report for cfg on the real engine.
+func NewStatusReader(cfg *config.Config, dc *docker.Client) *deploy.StatusReader {
+	return &deploy.StatusReader{
+		Cfg:        cfg,
+		Containers: dc,
+		Upstream:   (&nginx.Controller{Output: cfg.Proxy.Output}).Current,
+		Store:      state.Store{Dir: cfg.StateDir},
+	}
+}

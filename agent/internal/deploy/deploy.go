@@ -49,39 +49,31 @@ const (
 // logTailLines is how many container log lines a failed health gate quotes.
 const logTailLines = 30
 
-type images interface {
+// imageSource finds and pulls the image to deploy (step 2).
+type imageSource interface {
 	InspectImage(ctx context.Context, ref string) (docker.Image, error)
 	PullImage(ctx context.Context, ref, auth string) error
 }
 
-type runner interface {
+// containerRunner runs a color's container: replaces a stale one (step 3), creates and starts it
+// (step 4), stops the old color (step 8), and removes a failed new one.
+type containerRunner interface {
+	InspectContainer(ctx context.Context, name string) (docker.Container, error)
 	CreateContainer(ctx context.Context, s docker.Spec) (string, error)
 	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RemoveContainer(ctx context.Context, id string) error
 }
 
-type inspector interface {
-	InspectContainer(ctx context.Context, name string) (docker.Container, error)
-	ListContainers(ctx context.Context, labels map[string]string) ([]docker.Container, error)
-	Logs(ctx context.Context, id string, lines int) (string, error)
-}
-
-type stopper interface {
-	StopContainer(ctx context.Context, id string, timeout time.Duration) error
-}
-
-type pruner interface {
-	ListImages(ctx context.Context, repository string) ([]docker.Image, error)
-	RemoveImage(ctx context.Context, id string) error
-}
-
-// Engine is the part of the Docker engine the deployer uses; *docker.Client implements it.
-type Engine interface {
-	images
-	runner
-	inspector
-	stopper
-	pruner
+// engine is what a Deployer uses of the Docker engine: the parts its steps, health gate
+// (health.go), reconcile (reconcile.go) and pruning (prune.go) each declare. *docker.Client
+// implements it; so do the tests' fakes. A status report needs far less (StatusReader).
+type engine interface {
+	imageSource
+	containerRunner
+	logReader
+	containerLister
+	imageRemover
 }
 
 // Request is one deploy or rollback to run.
@@ -115,7 +107,7 @@ type Hooks struct {
 // deploys (config reload) but not during one.
 type Deployer struct {
 	Cfg    *config.Config
-	Engine Engine
+	Engine engine
 	Proxy  *nginx.Controller
 	// Render renders the upstream file for a site (the configured template).
 	Render func(nginx.Site) ([]byte, error)

@@ -174,8 +174,6 @@ func (f *fakeEngine) ListContainers(_ context.Context, labels map[string]string)
 
 func (f *fakeEngine) Logs(context.Context, string, int) (string, error) { return f.logs, nil }
 
-func (f *fakeEngine) ListImages(context.Context, string) ([]docker.Image, error) { return nil, nil }
-
 func (f *fakeEngine) RemoveImage(_ context.Context, ref string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -11,6 +11,11 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 )
 
+// logReader quotes a failed container's last log lines.
+type logReader interface {
+	Logs(ctx context.Context, id string, lines int) (string, error)
+}
+
 // healthGate waits for healthy_after consecutive 200s from the container on 127.0.0.1:port within
 // start_timeout. A container that exits fails at once. The error quotes the container's log tail.
 func (d *Deployer) healthGate(ctx context.Context, abort <-chan struct{}, cfg *config.Config, id string, port int) error {

@@ -9,6 +9,11 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
+// imageRemover drops an image reference; pruning also inspects images and lists containers.
+type imageRemover interface {
+	RemoveImage(ctx context.Context, ref string) error
+}
+
 // Prune removes images of releases this agent deployed beyond keep_releases, newest kept first.
 // Only images named in the journal are candidates (other images of the repository on the host,
 // e.g. built by hand, are never touched), and never one that a container of this app uses or that

@@ -12,7 +12,6 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/config"
 	"github.com/mywebchat/mywebchat/agent/internal/docker"
 	"github.com/mywebchat/mywebchat/agent/internal/exitcode"
-	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
@@ -35,18 +34,18 @@ func (d *Deployer) Reconcile(ctx context.Context, done func(Outcome)) error {
 	return d.converge(ctx)
 }
 
+// containerLister finds the app's containers in any color (stray colors, pruning).
+type containerLister interface {
+	ListContainers(ctx context.Context, labels map[string]string) ([]docker.Container, error)
+}
+
 // servedColor is the color the upstream file points at, or "".
 func (d *Deployer) servedColor() string {
 	cur, err := d.Proxy.Current()
-	if err != nil || cur == nil {
+	if err != nil {
 		return ""
 	}
-	for _, port := range nginx.ServedPorts(cur) {
-		if c := d.Cfg.ColorOfPort(port); c != "" {
-			return c
-		}
-	}
-	return ""
+	return servedColor(d.Cfg, cur)
 }
 
 func (d *Deployer) recover(ctx context.Context, p *state.Progress, done func(Outcome)) {

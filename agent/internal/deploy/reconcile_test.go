@@ -192,7 +192,7 @@ func TestStatus(t *testing.T) {
 		w := newWorld(t)
 		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		w.deploy(state.KindDeploy, "example.com/team/chat:v2")
-		st, err := w.d.Status(context.Background())
+		st, err := (&StatusReader{Cfg: &w.cfg, Containers: w.eng, Upstream: w.d.Proxy.Current, Store: w.d.Store, Probe: w.probe}).Status(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

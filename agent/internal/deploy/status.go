@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/docker"
+	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
@@ -37,33 +40,67 @@ type Status struct {
 	Served string `json:"served"`
 }
 
+// containerInspector is all a status report needs from the engine.
+type containerInspector interface {
+	InspectContainer(ctx context.Context, name string) (docker.Container, error)
+}
+
+// StatusReader reports what `deploy-agent status` shows. It only reads: state.json, the upstream
+// file, the containers and their health. Fields must be set before use; a nil Probe means HTTPProbe.
+type StatusReader struct {
+	Cfg        *config.Config
+	Containers containerInspector
+	// Upstream returns the current upstream file, nil when there is none (nginx.Controller.Current).
+	Upstream func() ([]byte, error)
+	Store    state.Store
+	Probe    func(ctx context.Context, url string, timeout time.Duration) (int, []byte, error)
+}
+
 // Status reports the truth: state.json checked against the containers and a health probe.
-func (d *Deployer) Status(ctx context.Context) (Status, error) {
-	st, err := d.Store.Load()
+func (s *StatusReader) Status(ctx context.Context) (Status, error) {
+	st, err := s.Store.Load()
 	if err != nil {
 		return Status{}, err
 	}
-	out := Status{Served: d.servedColor()}
-	out.Active = d.releaseStatus(ctx, st.Active)
-	out.Previous = d.releaseStatus(ctx, st.Previous)
-	if p, err := d.Store.LoadProgress(); err == nil && p != nil {
+	out := Status{}
+	if cur, err := s.Upstream(); err == nil {
+		out.Served = servedColor(s.Cfg, cur)
+	}
+	out.Active = s.releaseStatus(ctx, st.Active)
+	out.Previous = s.releaseStatus(ctx, st.Previous)
+	if p, err := s.Store.LoadProgress(); err == nil && p != nil {
 		out.Deploying = &Deploying{ID: p.ID, Image: p.Image, Step: p.Step}
 	}
 	return out, nil
 }
 
-func (d *Deployer) releaseStatus(ctx context.Context, r *state.Release) *ReleaseStatus {
+func (s *StatusReader) releaseStatus(ctx context.Context, r *state.Release) *ReleaseStatus {
 	if r == nil {
 		return nil
 	}
 	rs := &ReleaseStatus{ID: r.ID, Color: r.Color, Image: r.Image, Digest: r.Digest, Port: r.Port, Container: r.Container, Since: r.Since, State: "missing"}
-	c, err := d.Engine.InspectContainer(ctx, r.Container)
+	c, err := s.Containers.InspectContainer(ctx, r.Container)
 	if err == nil {
 		rs.State = c.State
 		if c.Running {
-			code, _, perr := d.probe(ctx, "http://127.0.0.1:"+strconv.Itoa(r.Port)+d.Cfg.App.Health.Path, d.Cfg.App.Health.Timeout.D())
+			probe := s.Probe
+			if probe == nil {
+				probe = HTTPProbe
+			}
+			h := s.Cfg.App.Health
+			code, _, perr := probe(ctx, "http://127.0.0.1:"+strconv.Itoa(r.Port)+h.Path, h.Timeout.D())
 			rs.Healthy = perr == nil && code == 200
 		}
 	}
 	return rs
+}
+
+// servedColor is the color the upstream file cur points at, or "" (the placeholder, or no file).
+func servedColor(cfg *config.Config, cur []byte) string {
+	for _, port := range nginx.ServedPorts(cur) {
+		if c := cfg.ColorOfPort(port); c != "" {
+			return c
+		}
+	}
+	return ""
 }

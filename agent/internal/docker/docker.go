@@ -151,19 +151,6 @@ func (c *Client) PullImage(ctx context.Context, ref, auth string) error {
 	return nil
 }
 
-// ListImages returns the images whose reference matches repository (any tag).
-func (c *Client) ListImages(ctx context.Context, repository string) ([]Image, error) {
-	r, err := c.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", repository)})
-	if err != nil {
-		return nil, wrap("list images", err)
-	}
-	var out []Image
-	for _, s := range r.Items {
-		out = append(out, Image{ID: s.ID, RepoDigests: s.RepoDigests, RepoTags: s.RepoTags, Labels: s.Labels, Created: time.Unix(s.Created, 0)})
-	}
-	return out, nil
-}
-
 // RemoveImage removes one image reference (a tag, a repo@digest or a bare ID) without force: the
 // image itself goes only when no other reference names it, and the engine refuses while a
 // container uses it.
