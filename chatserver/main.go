@@ -1,4 +1,4 @@
-// Command chatserver serves the MyWebChat WebSocket chat (PROTOCOL.md).
+// Command chatserver serves the MyWebChat WebSocket chat (docs/protocol.md).
 // With -healthcheck it instead probes a running server's /healthz and exits
 // 0 when healthy: the image's HEALTHCHECK.
 package main

@@ -5,7 +5,7 @@
 # or the site config). Pulls, tests the new image's config with the host's
 # mounts, records REF in /etc/mywebchat/nginx.env and restarts the unit.
 # Nothing happens when REF is already running. A restart closes open
-# WebSockets once; clients resume within a second (PROTOCOL.md), which is
+# WebSockets once; clients resume within a second (docs/protocol.md), which is
 # why app-only releases never touch nginx.
 set -eu
 

@@ -26,7 +26,7 @@ type workflow struct {
 // release it stands for in a comment, e.g. "@<40 hex> # v4.2.2".
 var pinned = regexp.MustCompile(`uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$`)
 
-// TestWorkflowPolicy checks what STYLE.md asks of every workflow: no
+// TestWorkflowPolicy checks what the project asks of every workflow: no
 // permissions at the top, explicit grants per job, actions pinned by commit
 // SHA, and checkouts that do not keep the token.
 func TestWorkflowPolicy(t *testing.T) {

@@ -1,4 +1,4 @@
-// client.js is the page's side of the chat protocol (shared/PROTOCOL.md): one
+// client.js is the page's side of the chat protocol (docs/protocol.md): one
 // WebSocket at a time, hello/resume, the outbox resent after `resumed`, and the
 // reconnect rules. The socket constructor, timers and randomness are passed in,
 // so the whole life cycle (including a server swap) is unit-tested in Node.

@@ -1,4 +1,4 @@
-// protocol.js holds the pure rules of the chat wire protocol (shared/PROTOCOL.md)
+// protocol.js holds the pure rules of the chat wire protocol (docs/protocol.md)
 // that the page follows: which messages to apply, how long to wait before
 // reconnecting, and how names, rooms and ids look. Nothing here touches the DOM,
 // the network or the clock, so every rule is unit-tested in Node.

@@ -1,4 +1,4 @@
-// Package chatclient is a Go client of the chat protocol (PROTOCOL.md) for
+// Package chatclient is a Go client of the chat protocol (docs/protocol.md) for
 // tests and load tools: it dials a room, says hello (resuming with its epoch
 // and last seq), keeps an outbox of unacked sends that it resends after every
 // `resumed`, applies a msg only when its seq is above the last applied one,

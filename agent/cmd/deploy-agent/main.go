@@ -1,5 +1,5 @@
 // Command deploy-agent runs blue/green deploys of the chat server behind nginx: `deploy-agent run`
-// is the daemon, every other subcommand is a short-lived client (see DESIGN.md).
+// is the daemon, every other subcommand is a short-lived client (see docs/architecture.md).
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Package cli holds the deploy-agent subcommands, one file and one flag.FlagSet each. They parse
-// flags, call into the other packages and map outcomes to the exit codes DESIGN.md fixes; the
+// flags, call into the other packages and map outcomes to the exit codes of package exitcode; the
 // logic lives elsewhere.
 package cli
 

@@ -62,7 +62,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad check url", base + "proxy: {check_url: 'ftp://x'}\n", []string{"check_url"}},
 		{"host mode without commands", base + "proxy: {mode: host, test_command: []}\n", []string{"test_command"}},
 		{"empty", "", []string{"empty"}},
-		// Every error names the key and its line (DESIGN.md: validate on a bad config).
+		// Every error names the key and its line (docs/config.md: validate on a bad config).
 		{"bad duration names key", base + "  drain_timeout: soon\n", []string{"line 3: app.drain_timeout: "}},
 		{"bad flow duration names key", base + "  health: {path: /healthz, interval: fast}\n", []string{"line 3: app.health.interval: "}},
 		{"bad int names key", base + "  keep_releases: abc\n", []string{"line 3: app.keep_releases: "}},
@@ -115,7 +115,7 @@ func TestLoadTooLarge(t *testing.T) {
 	}
 }
 
-// TestDesignExampleOwnerPlaceholder: DESIGN.md's example names ghcr.io/OWNER/…; registries keep
+// TestDesignExampleOwnerPlaceholder: a config may name ghcr.io/OWNER/… as written; registries keep
 // repositories in lower case, so the example parses and means the lower-case repository.
 func TestDesignExampleOwnerPlaceholder(t *testing.T) {
 	c, err := Parse([]byte("app:\n  repository: ghcr.io/OWNER/mywebchat-app   # comment\n"))

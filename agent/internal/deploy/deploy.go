@@ -38,7 +38,7 @@ const (
 // Steps lists the step names in order.
 var Steps = []string{StepValidate, StepPull, StepPrepare, StepStart, StepHealth, StepSwitch, StepVerify, StepDrain, StepRecord}
 
-// Container labels (DESIGN.md).
+// Container labels (docs/architecture.md, step 4).
 const (
 	LabelApp     = "mywebchat.app"
 	LabelColor   = "mywebchat.color"

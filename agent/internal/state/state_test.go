@@ -78,7 +78,7 @@ func TestHistoryNewestFirstAndTornLine(t *testing.T) {
 	}
 }
 
-// TestHistoryJSONShape pins the keys history --json promises (DESIGN.md): an empty detail and a
+// TestHistoryJSONShape pins the keys history --json promises (docs/architecture.md): an empty detail and a
 // record without steps still print "detail" and "steps":[] rather than leaving them out or null.
 func TestHistoryJSONShape(t *testing.T) {
 	s := Store{Dir: t.TempDir()}

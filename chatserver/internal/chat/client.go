@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Timing of a connection (PROTOCOL.md: ping every 25 s, drop after 60 s of silence).
+// Timing of a connection (docs/protocol.md: ping every 25 s, drop after 60 s of silence).
 const (
 	// helloWait is how long a new connection may take to send its hello.
 	helloWait = 10 * time.Second

@@ -1,4 +1,4 @@
-// Package chat implements the MyWebChat wire protocol (PROTOCOL.md): rooms
+// Package chat implements the MyWebChat wire protocol (docs/protocol.md): rooms
 // with per-room seq and epoch, bounded history for resume, dedupe of resent
 // sends, presence, limits and the WebSocket connections themselves.
 //

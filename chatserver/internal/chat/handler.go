@@ -18,7 +18,7 @@ import (
 // appendTimeout bounds one send's round trip to a remote authority.
 const appendTimeout = 5 * time.Second
 
-// Handler upgrades GET /ws?room=NAME to a chat connection (PROTOCOL.md).
+// Handler upgrades GET /ws?room=NAME to a chat connection (docs/protocol.md).
 type Handler struct {
 	hub     *Hub
 	log     *slog.Logger
@@ -26,7 +26,7 @@ type Handler struct {
 	// accepting reports whether new connections are welcome; nil means always.
 	accepting func() bool
 	helloWait time.Duration
-	// pingPeriod and pongWait are the keepalive timing: PROTOCOL.md's 25 s and
+	// pingPeriod and pongWait are the keepalive timing: docs/protocol.md's 25 s and
 	// 60 s, set by NewHandler. Only tests shorten them.
 	pingPeriod, pongWait time.Duration
 	upgrader             websocket.Upgrader

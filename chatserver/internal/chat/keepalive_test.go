@@ -14,7 +14,7 @@ import (
 )
 
 func TestKeepaliveDefaults(t *testing.T) {
-	// PROTOCOL.md: "the server pings every 25 s and drops a connection silent for 60 s".
+	// docs/protocol.md: "the server pings every 25 s and drops a connection silent for 60 s".
 	h := NewHandler(NewHub(Config{}), HandlerConfig{})
 	if h.pingPeriod != 25*time.Second {
 		t.Errorf("got ping period %v, want 25s", h.pingPeriod)
@@ -67,7 +67,7 @@ func startKeepalivePeer(t *testing.T, url, name string, answerPings bool) *keepa
 	return p
 }
 
-// TestKeepalive checks PROTOCOL.md's keepalive with shortened intervals: the
+// TestKeepalive checks docs/protocol.md's keepalive with shortened intervals: the
 // server pings every pingPeriod, a connection that answers pings (and sends
 // nothing else) stays open, and one that stays silent is dropped after pongWait.
 func TestKeepalive(t *testing.T) {

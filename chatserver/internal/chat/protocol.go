@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Protocol limits from PROTOCOL.md. Clients outside the repository rely on them.
+// Protocol limits from docs/protocol.md. Clients outside the repository rely on them.
 const (
 	// MaxFrameBytes is the largest frame a client may send; bigger frames are closed with 1009.
 	MaxFrameBytes = 2048

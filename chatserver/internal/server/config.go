@@ -15,7 +15,7 @@ import (
 var ErrConfig = errors.New("bad configuration")
 
 // Config is the chat server's configuration, read from the environment
-// (DESIGN.md, "The chat server").
+// (docs/config.md, "The chat server's environment").
 type Config struct {
 	Addr           string        // CHAT_ADDR, default :8080
 	AllowedOrigins []string      // CHAT_ALLOWED_ORIGINS, comma list; empty = same host

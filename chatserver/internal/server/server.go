@@ -23,7 +23,7 @@ import (
 	"github.com/mywebchat/mywebchat/chatserver/internal/handover"
 )
 
-// closeWindow spreads the clients' reconnects after a drain (PROTOCOL.md:
+// closeWindow spreads the clients' reconnects after a drain (docs/protocol.md:
 // "N spread over a short window").
 const closeWindow = 1500 * time.Millisecond
 
