@@ -64,6 +64,13 @@ if ! command -v actionlint >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/actio
 	go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 fi
 
+# Go static analysis (make test-lint), pinned: a newer release may add checks.
+staticcheck_version=v0.8.2
+if ! "$(go env GOPATH)/bin/staticcheck" -version 2>/dev/null | grep -q "(${staticcheck_version#v})"; then
+	log "installing staticcheck $staticcheck_version"
+	go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+
 # Local base images: nothing can be pulled here, so build them from Debian.
 sh scripts/base-images.sh
 log "ready"
