@@ -69,10 +69,6 @@ export class Outbox {
     return this.items.some((m) => m.cid === cid);
   }
 
-  get(cid) {
-    return this.items.find((m) => m.cid === cid) ?? null;
-  }
-
   /** remove drops cid (acked, or refused for good) and reports whether it was there. */
   remove(cid) {
     const i = this.items.findIndex((m) => m.cid === cid);
