@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"slices"
 	"sync"
 )
 
@@ -189,13 +188,4 @@ func (r *room) installLocked(st RoomState) (missed [][]byte, continuous bool) {
 		(st.Seq == oldSeq || (len(hist) > 0 && hist[0].Seq <= oldSeq+1))
 	r.notifyLocked()
 	return missed, continuous
-}
-
-// clientsLocked returns the room's local connections.
-func (r *room) clientsLocked() []*client {
-	out := make([]*client, 0, len(r.clients))
-	for c := range r.clients {
-		out = append(out, c)
-	}
-	return slices.Clip(out)
 }

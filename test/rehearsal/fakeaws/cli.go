@@ -75,11 +75,6 @@ func parseArgs(words []string) (*args, error) {
 	return a, nil
 }
 
-func (a *args) has(name string) bool {
-	_, ok := a.opts[name]
-	return ok
-}
-
 // str returns the single value of --name, "" when absent.
 func (a *args) str(name string) (string, error) {
 	v, ok := a.opts[name]
