@@ -285,16 +285,7 @@ func (s *server) serveQueue(ctx context.Context, abort <-chan struct{}) {
 			return
 		}
 		if err != nil {
-			s.log.Warn("rejecting request file", "file", id, "err", err)
-			if queue.ValidID(id) {
-				res := queue.Result{ID: id, Result: "rejected", Exit: exitcode.BadInput, Message: err.Error(), Finished: time.Now().UTC()}
-				if err := s.q.WriteResult(res); err != nil {
-					// The client then waits for a result that never comes and exits 4 at its timeout.
-					s.log.Error("write result of bad request", "id", id, "err", err)
-				}
-			}
-			if err := s.q.Remove(id); err != nil {
-				s.log.Error("remove bad request", "err", err)
+			if !s.reject(id, err) {
 				return
 			}
 			continue
@@ -314,6 +305,24 @@ func (s *server) serveQueue(ctx context.Context, abort <-chan struct{}) {
 			Done: s.done,
 		})
 	}
+}
+
+// reject answers a request file that is not a valid request with exit 2 and removes it. It
+// reports false when the file could not be removed (the queue is stuck until it can).
+func (s *server) reject(id string, cause error) bool {
+	s.log.Warn("rejecting request file", "file", id, "err", cause)
+	if queue.ValidID(id) {
+		res := queue.Result{ID: id, Result: "rejected", Exit: exitcode.BadInput, Message: cause.Error(), Finished: time.Now().UTC()}
+		if err := s.q.WriteResult(res); err != nil {
+			// The client then waits for a result that never comes and exits 4 at its timeout.
+			s.log.Error("write result of bad request", "id", id, "err", err)
+		}
+	}
+	if err := s.q.Remove(id); err != nil {
+		s.log.Error("remove bad request", "err", err)
+		return false
+	}
+	return true
 }
 
 func (s *server) watchConfig() {
