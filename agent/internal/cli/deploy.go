@@ -134,7 +134,7 @@ func submit(ctx context.Context, env Env, cfg config.Config, req queue.Request, 
 		}
 		return exitcode.NoAgent
 	}
-	if res.Exit == 0 {
+	if res.Exit == exitcode.OK {
 		fmt.Fprintf(env.Stdout, "%s: %s\n", res.Result, res.Message)
 	} else {
 		fmt.Fprintf(env.Stderr, "%s: %s\n", res.Result, res.Message)
