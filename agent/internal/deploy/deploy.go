@@ -55,22 +55,28 @@ type imageSource interface {
 	PullImage(ctx context.Context, ref, auth string) error
 }
 
-// containerRunner runs a color's container: replaces a stale one (step 3), creates and starts it
-// (step 4), stops the old color (step 8), and removes a failed new one.
+// containerRunner creates and starts a color's container (step 4) and removes a stale (step 3)
+// or failed one.
 type containerRunner interface {
-	InspectContainer(ctx context.Context, name string) (docker.Container, error)
 	CreateContainer(ctx context.Context, s docker.Spec) (string, error)
 	StartContainer(ctx context.Context, id string) error
-	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RemoveContainer(ctx context.Context, id string) error
 }
 
-// engine is what a Deployer uses of the Docker engine: the parts its steps, health gate
-// (health.go), reconcile (reconcile.go) and pruning (prune.go) each declare. *docker.Client
-// implements it; so do the tests' fakes. A status report needs far less (StatusReader).
+// containerStopper stops the old color gracefully (step 8).
+type containerStopper interface {
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+}
+
+// engine is what a Deployer uses of the Docker engine: the parts its steps, status
+// (containerInspector), health gate (logReader), reconcile (containerLister) and pruning
+// (imageRemover) each declare. *docker.Client implements it; so do the tests' fakes. A status
+// report alone needs only containerInspector (StatusReader).
 type engine interface {
 	imageSource
+	containerInspector
 	containerRunner
+	containerStopper
 	logReader
 	containerLister
 	imageRemover
