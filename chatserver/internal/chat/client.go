@@ -32,10 +32,11 @@ const (
 	CloseTryAgainLater  = websocket.CloseTryAgainLater  // 1013: overloaded or too slow
 )
 
-// client is one WebSocket connection. The reader (serve) runs in the HTTP
-// handler's goroutine. Writes happen in a writer goroutine started on demand
-// and ending when the queue is empty, so an idle connection costs one
-// goroutine, not two.
+// client is one WebSocket connection. The reader (serve) runs in a goroutine
+// of its own that ServeHTTP starts after the upgrade (the handler returns, so
+// net/http frees its per-connection state). Writes happen in a writer
+// goroutine started on demand and ending when the queue is empty, so an idle
+// connection costs one goroutine, not two.
 type client struct {
 	hub      *Hub
 	conn     *websocket.Conn
@@ -44,7 +45,7 @@ type client struct {
 	roomName string
 	name     string
 	sid      string
-	room     *room // set by join under the room lock
+	room     *room // set by join while holding the room's lock
 	// helloWait is how long the first frame may take.
 	helloWait time.Duration
 	// pingPeriod and pongWait are the keepalive timing, from the Handler.

@@ -271,7 +271,7 @@ func (c *client) discard() {
 func (c *client) handleSend(s *Send) {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
-	seq, _, err := c.hub.Append(ctx, c.roomName, Message{
+	seq, err := c.hub.append(ctx, c.roomName, Message{
 		SID: c.sid, CID: s.CID, From: c.name, Text: s.Text, X: s.X, Y: s.Y,
 	})
 	if err != nil {

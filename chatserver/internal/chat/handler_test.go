@@ -210,7 +210,7 @@ func TestLimits(t *testing.T) {
 		if first["seq"] != second["seq"] {
 			t.Fatalf("resend acked with seq %v, want the original %v", second["seq"], first["seq"])
 		}
-		if s.hub.lookup("dd").seq != 1 {
+		if s.hub.rooms.get("dd").seq != 1 {
 			t.Fatal("resend was accepted twice")
 		}
 	})
@@ -293,7 +293,7 @@ func TestSlowConsumerIsClosed1013(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	hello(t, conn, "")
-	r := s.hub.lookup("slow")
+	r := s.hub.rooms.get("slow")
 	r.mu.Lock()
 	var c *client
 	for cl := range r.clients {
@@ -314,7 +314,7 @@ func TestSlowConsumerIsClosed1013(t *testing.T) {
 		if i > 200000 {
 			t.Fatal("queue never overflowed")
 		}
-		if _, _, err := s.hub.AppendLocal("slow", Message{SID: "other", CID: fmt.Sprint(i), From: "a", Text: text}); err != nil {
+		if _, _, err := s.hub.Authority().Append("slow", Message{SID: "other", CID: fmt.Sprint(i), From: "a", Text: text}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -405,7 +405,7 @@ type sharedRemote struct {
 }
 
 func (r *sharedRemote) Open(_ context.Context, room string) error {
-	return r.hub.Install(room, RoomState{Epoch: "shared"})
+	return r.hub.Replica().Install(room, RoomState{Epoch: "shared"})
 }
 
 func (r *sharedRemote) Append(context.Context, string, Message) (uint64, error) {
@@ -427,7 +427,7 @@ func (r *sharedRemote) reported(room string) int {
 func TestPresenceCountsOtherInstances(t *testing.T) {
 	s := newTestServer(t, nil)
 	rem := &sharedRemote{hub: s.hub, reports: map[string]int{}}
-	s.hub.SetRemote(rem)
+	s.hub.Replica().SetRemote(rem)
 	a := s.client(t, "r1", "ana")
 	waitReported := func(want int) {
 		t.Helper()
@@ -442,14 +442,14 @@ func TestPresenceCountsOtherInstances(t *testing.T) {
 	waitReported(1)
 
 	// Three members on other instances: everyone here sees them at once.
-	s.hub.SetOthersOnline("r1", 3)
+	s.hub.Replica().SetOthersOnline("r1", 3)
 	wait(t, a, func(s chatclient.Snapshot) bool { return s.Online == 4 })
 	b := s.client(t, "r1", "bo")
 	if got := b.Snapshot().Welcomes[0].Online; got != 5 {
 		t.Errorf("welcome online = %d, want 5 (2 here + 3 elsewhere)", got)
 	}
 	waitReported(2) // only this instance's own members are reported
-	s.hub.SetOthersOnline("r1", 0)
+	s.hub.Replica().SetOthersOnline("r1", 0)
 	wait(t, a, func(s chatclient.Snapshot) bool { return s.Online == 2 })
-	s.hub.SetOthersOnline("not-held", 7) // a room this hub does not hold: ignored
+	s.hub.Replica().SetOthersOnline("not-held", 7) // a room this hub does not hold: ignored
 }

@@ -18,7 +18,7 @@ func fill(t *testing.T, history, n int) *Hub {
 	t.Helper()
 	h := NewHub(Config{History: history})
 	for i := 1; i <= n; i++ {
-		seq, dup, err := h.AppendLocal("r", msg(i))
+		seq, dup, err := h.Authority().Append("r", msg(i))
 		if err != nil || dup || seq != uint64(i) {
 			t.Fatalf("append %d: got seq %d dup %v err %v", i, seq, dup, err)
 		}
@@ -52,7 +52,7 @@ func span(from, to uint64) []uint64 {
 
 func TestReplay(t *testing.T) {
 	h := fill(t, 60, 100) // kept: seq 41..100
-	r := h.lookup("r")
+	r := h.rooms.get("r")
 	epoch := r.epoch
 	tests := []struct {
 		name       string
@@ -71,9 +71,9 @@ func TestReplay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r.mu.Lock()
-			resume, frames := r.replayLocked(&tt.hello)
-			r.mu.Unlock()
+			lr := r.lock()
+			resume, frames := lr.replay(&tt.hello)
+			lr.unlock()
 			got := seqs(t, frames)
 			if resume != tt.wantResume || fmt.Sprint(got) != fmt.Sprint(tt.wantSeqs) {
 				t.Fatalf("got %s %v, want %s %v", resume, got, tt.wantResume, tt.wantSeqs)
@@ -87,8 +87,10 @@ func TestReplayEmptyRoom(t *testing.T) {
 	if _, err := h.open(t.Context(), "r"); err != nil {
 		t.Fatal(err)
 	}
-	r := h.lookup("r")
-	resume, frames := r.replayLocked(&Hello{Resume: true, Epoch: r.epoch, LastSeq: 0})
+	r := h.rooms.get("r")
+	lr := r.lock()
+	resume, frames := lr.replay(&Hello{Resume: true, Epoch: r.epoch, LastSeq: 0})
+	lr.unlock()
 	if resume != "ok" || len(frames) != 0 {
 		t.Fatalf("got %s with %d frames, want ok with none", resume, len(frames))
 	}
@@ -109,7 +111,7 @@ func TestDedupe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			seq, dup, err := h.AppendLocal("r", tt.m)
+			seq, dup, err := h.Authority().Append("r", tt.m)
 			if err != nil || seq != tt.wantSeq || dup != tt.wantDup {
 				t.Fatalf("got seq %d dup %v err %v, want %d %v", seq, dup, err, tt.wantSeq, tt.wantDup)
 			}
@@ -119,12 +121,12 @@ func TestDedupe(t *testing.T) {
 
 func TestDedupeWindowIsBounded(t *testing.T) {
 	h := fill(t, 50, 5000)
-	r := h.lookup("r")
-	if n := len(r.dedupe); n > 2*h.dedupeWindow() {
-		t.Fatalf("dedupe holds %d entries, want at most %d", n, 2*h.dedupeWindow())
+	r := h.rooms.get("r")
+	if n := len(r.dedupe); n > 2*DedupeWindow(50) {
+		t.Fatalf("dedupe holds %d entries, want at most %d", n, 2*DedupeWindow(50))
 	}
 	// The newest window is always remembered.
-	if seq, dup, _ := h.AppendLocal("r", msg(5000-h.dedupeWindow()+1)); !dup || seq != uint64(5000-h.dedupeWindow()+1) {
+	if seq, dup, _ := h.Authority().Append("r", msg(5000-DedupeWindow(50)+1)); !dup || seq != uint64(5000-DedupeWindow(50)+1) {
 		t.Fatalf("recent send not deduped: seq %d dup %v", seq, dup)
 	}
 	if len(r.hist) > 2*50 {
@@ -135,7 +137,7 @@ func TestDedupeWindowIsBounded(t *testing.T) {
 func TestDrainRefusesAppends(t *testing.T) {
 	h := fill(t, 50, 1)
 	h.Drain()
-	if _, _, err := h.AppendLocal("r", msg(2)); !errors.Is(err, ErrDraining) {
+	if _, _, err := h.Authority().Append("r", msg(2)); !errors.Is(err, ErrDraining) {
 		t.Fatalf("got %v, want ErrDraining", err)
 	}
 }
@@ -143,9 +145,9 @@ func TestDrainRefusesAppends(t *testing.T) {
 func TestReplicaApplyAndInstall(t *testing.T) {
 	src := fill(t, 50, 20)
 	var events []Event
-	cancel := src.Follow(func(ev Event) { events = append(events, ev) })
+	cancel := src.Authority().Follow(func(ev Event) { events = append(events, ev) })
 	for i := 21; i <= 25; i++ {
-		if _, _, err := src.AppendLocal("r", msg(i)); err != nil {
+		if _, _, err := src.Authority().Append("r", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,31 +156,31 @@ func TestReplicaApplyAndInstall(t *testing.T) {
 	for _, ev := range events {
 		var err error
 		if ev.State != nil {
-			err = dst.Install(ev.Room, *ev.State)
+			err = dst.Replica().Install(ev.Room, *ev.State)
 		} else {
-			err = dst.Apply(ev.Room, *ev.Msg)
+			err = dst.Replica().Apply(ev.Room, *ev.Msg)
 		}
 		if err != nil {
 			t.Fatalf("replay event: %v", err)
 		}
 	}
-	r, s := dst.lookup("r"), src.lookup("r")
+	r, s := dst.rooms.get("r"), src.rooms.get("r")
 	if r.seq != 25 || r.epoch != s.epoch {
 		t.Fatalf("replica at %s/%d, want %s/25", r.epoch, r.seq, s.epoch)
 	}
 	// A replica answers resends with the original seq once promoted.
-	dst.Promote(false)
-	if seq, dup, err := dst.AppendLocal("r", msg(22)); seq != 22 || !dup || err != nil {
+	dst.Replica().Promote(false)
+	if seq, dup, err := dst.Authority().Append("r", msg(22)); seq != 22 || !dup || err != nil {
 		t.Fatalf("promoted replica: got %d %v %v, want 22 dup", seq, dup, err)
 	}
-	if seq, _, _ := dst.AppendLocal("r", msg(26)); seq != 26 {
+	if seq, _, _ := dst.Authority().Append("r", msg(26)); seq != 26 {
 		t.Fatalf("promoted replica continues at %d, want 26", seq)
 	}
-	if err := dst.Apply("r", Message{Seq: 40, SID: "s", CID: "x", From: "a", Text: "b"}); !errors.Is(err, ErrGap) {
+	if err := dst.Replica().Apply("r", Message{Seq: 40, SID: "s", CID: "x", From: "a", Text: "b"}); !errors.Is(err, ErrGap) {
 		t.Fatalf("gap: got %v, want ErrGap", err)
 	}
-	dst.Promote(true)
-	if dst.lookup("r").epoch == s.epoch {
+	dst.Replica().Promote(true)
+	if dst.rooms.get("r").epoch == s.epoch {
 		t.Fatal("lost continuity must start a new epoch")
 	}
 }
@@ -197,7 +199,7 @@ func TestInstallRejectsInconsistentState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := NewHub(Config{}).Install("r", tt.st); !errors.Is(err, ErrBadState) {
+			if err := NewHub(Config{}).Replica().Install("r", tt.st); !errors.Is(err, ErrBadState) {
 				t.Fatalf("got %v, want ErrBadState", err)
 			}
 		})

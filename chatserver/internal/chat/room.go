@@ -2,6 +2,8 @@ package chat
 
 import (
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // dedupeKey identifies a send across reconnects: the session and the client's message id.
@@ -30,9 +32,70 @@ type entry struct {
 	frame []byte
 }
 
+// roomSet is the hub's map of rooms. Its mu is held only inside its own
+// methods, which call nothing else, so it nests under the sequencer's lock and
+// above every room's.
+type roomSet struct {
+	mu      sync.Mutex
+	rooms   map[string]*room
+	epoch   string // epoch of rooms created here
+	history int    // messages each room keeps
+	window  int    // dedupe entries each room keeps
+	gauge   prometheus.Gauge
+}
+
+// get returns the room or nil.
+func (s *roomSet) get(name string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[name]
+}
+
+// getOrCreate returns the named room, creating it under epoch (empty: the
+// set's own epoch, for rooms this hub is the authority of) unless MaxRooms
+// exist already.
+func (s *roomSet) getOrCreate(name, epoch string) (r *room, created bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rooms[name]; ok {
+		return r, false, nil
+	}
+	if len(s.rooms) >= MaxRooms {
+		return nil, false, ErrTooManyRooms
+	}
+	if epoch == "" {
+		epoch = s.epoch
+	}
+	r = newRoom(name, epoch, s.history, s.window)
+	s.rooms[name] = r
+	s.gauge.Set(float64(len(s.rooms)))
+	return r, true, nil
+}
+
+// all returns every room.
+func (s *roomSet) all() []*room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// renew gives the set a fresh epoch and returns it with every room, which the
+// caller moves to it.
+func (s *roomSet) renew() (string, []*room) {
+	s.mu.Lock()
+	s.epoch = NewEpoch()
+	epoch := s.epoch
+	s.mu.Unlock()
+	return epoch, s.all()
+}
+
 // room is one chat room's replica: epoch, seq, bounded history, the dedupe
-// window and the local connections. Every field is guarded by mu; methods
-// whose names end in Locked expect the caller to hold it.
+// window and the local connections. Every field but name is guarded by mu,
+// and only lockedRoom's methods touch them.
 type room struct {
 	name string
 
@@ -54,8 +117,20 @@ type room struct {
 	others int
 }
 
-// onlineLocked is the room's member count as clients see it.
-func (r *room) onlineLocked() int { return len(r.clients) + r.others }
+// lockedRoom is a room whose mu the holder has locked: the only way to read
+// or change a room's state. Get one with room.lock and unlock it when done;
+// take it after the sequencer's lock and roomSet's, before any client's.
+type lockedRoom struct{ *room }
+
+func (r *room) lock() lockedRoom {
+	r.mu.Lock()
+	return lockedRoom{r}
+}
+
+func (r lockedRoom) unlock() { r.mu.Unlock() }
+
+// online is the room's member count as clients see it.
+func (r lockedRoom) online() int { return len(r.clients) + r.others }
 
 func newRoom(name, epoch string, limit, window int) *room {
 	return &room{
@@ -69,16 +144,16 @@ func newRoom(name, epoch string, limit, window int) *room {
 	}
 }
 
-// keptLocked returns the history kept for resume, oldest first.
-func (r *room) keptLocked() []entry {
+// kept returns the history kept for resume, oldest first.
+func (r lockedRoom) kept() []entry {
 	if len(r.hist) > r.limit {
 		return r.hist[len(r.hist)-r.limit:]
 	}
 	return r.hist
 }
 
-// appendLocked records m (whose Seq must be r.seq+1) and returns its entry.
-func (r *room) appendLocked(m Message) entry {
+// append records m (whose Seq must be r.seq+1) and returns its entry.
+func (r lockedRoom) append(m Message) entry {
 	e := entry{msg: m, frame: m.frame()}
 	r.seq = m.Seq
 	// Trim only when twice the limit is reached, so appends stay amortised O(1).
@@ -88,12 +163,12 @@ func (r *room) appendLocked(m Message) entry {
 		r.hist = r.hist[:n]
 	}
 	r.hist = append(r.hist, e)
-	r.rememberLocked(dedupeKey{m.SID, m.CID}, m.Seq)
-	r.notifyLocked()
+	r.remember(dedupeKey{m.SID, m.CID}, m.Seq)
+	r.notify()
 	return e
 }
 
-func (r *room) rememberLocked(k dedupeKey, seq uint64) {
+func (r lockedRoom) remember(k dedupeKey, seq uint64) {
 	if _, ok := r.dedupe[k]; ok {
 		return
 	}
@@ -110,16 +185,16 @@ func (r *room) rememberLocked(k dedupeKey, seq uint64) {
 	r.dorder = append(r.dorder, k)
 }
 
-func (r *room) notifyLocked() {
+func (r lockedRoom) notify() {
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
 
-// replayLocked decides a resume: ok with exactly the messages after lastSeq when
+// replay decides a resume: ok with exactly the messages after lastSeq when
 // the client's epoch is current and all of them are still kept, else reset
 // with the last ResetReplay messages. Never a partial replay.
-func (r *room) replayLocked(h *Hello) (resume string, frames [][]byte) {
-	kept := r.keptLocked()
+func (r lockedRoom) replay(h *Hello) (resume string, frames [][]byte) {
+	kept := r.kept()
 	if h.Resume && h.Epoch == r.epoch && h.LastSeq <= r.seq {
 		first := r.seq + 1 // seq of the oldest kept message
 		if len(kept) > 0 {
@@ -140,9 +215,9 @@ func (r *room) replayLocked(h *Hello) (resume string, frames [][]byte) {
 	return "reset", frames
 }
 
-// stateLocked copies the room's continuity state.
-func (r *room) stateLocked() RoomState {
-	kept := r.keptLocked()
+// state copies the room's continuity state.
+func (r lockedRoom) state() RoomState {
+	kept := r.kept()
 	st := RoomState{Epoch: r.epoch, Seq: r.seq, History: make([]Message, len(kept))}
 	for i, e := range kept {
 		st.History[i] = e.msg
@@ -158,10 +233,10 @@ func (r *room) stateLocked() RoomState {
 	return st
 }
 
-// installLocked replaces the room's state with st and returns the frames local
+// install replaces the room's state with st and returns the frames local
 // clients have not seen yet (when st continues the current history), or
 // continuous=false when they must resume from scratch.
-func (r *room) installLocked(st RoomState) (missed [][]byte, continuous bool) {
+func (r lockedRoom) install(st RoomState) (missed [][]byte, continuous bool) {
 	oldEpoch, oldSeq := r.epoch, r.seq
 	r.epoch, r.seq = st.Epoch, st.Seq
 	hist := st.History
@@ -179,13 +254,13 @@ func (r *room) installLocked(st RoomState) (missed [][]byte, continuous bool) {
 	clear(r.dedupe)
 	r.dorder = r.dorder[:0]
 	for _, d := range st.Dedupe {
-		r.rememberLocked(dedupeKey{d.SID, d.CID}, d.Seq)
+		r.remember(dedupeKey{d.SID, d.CID}, d.Seq)
 	}
 	for _, m := range hist {
-		r.rememberLocked(dedupeKey{m.SID, m.CID}, m.Seq)
+		r.remember(dedupeKey{m.SID, m.CID}, m.Seq)
 	}
 	continuous = st.Epoch == oldEpoch && st.Seq >= oldSeq &&
 		(st.Seq == oldSeq || (len(hist) > 0 && hist[0].Seq <= oldSeq+1))
-	r.notifyLocked()
+	r.notify()
 	return missed, continuous
 }

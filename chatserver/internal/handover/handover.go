@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
+	"github.com/mywebchat/mywebchat/chatserver/internal/replica"
 )
 
 // Timing of the socket protocol.
@@ -59,12 +60,32 @@ const (
 // ErrNoPeer means a socket peer ran as a different user than this process.
 var ErrNoPeer = errors.New("handover peer not allowed")
 
+// Source is what a primary serves its standbys from: the hub as the rooms'
+// authority (chat.Authority). Follow streams a snapshot of every room and
+// then every change; Open and Append serve a standby's forwarded requests.
+type Source interface {
+	Open(room string) error
+	Append(room string, m chat.Message) (seq uint64, dup bool, err error)
+	Follow(f func(chat.Event)) (cancel func())
+}
+
+// Replica is what a standby keeps in step with the primary and finally
+// promotes: the hub's copy of the rooms (chat.Replica). SetRemote points its
+// clients' sends at the primary; Promote makes it the authority.
+type Replica interface {
+	replica.Target
+	SetRemote(r chat.Remote)
+	Promote(newEpoch bool)
+}
+
 // Config configures a Node.
 type Config struct {
 	// Dir is the shared folder; created with mode 0700 when missing.
 	Dir string
-	// Hub is the chat hub whose rooms are handed over.
-	Hub *chat.Hub
+	// Source and Replica are the two sides of the chat hub whose rooms are
+	// handed over (chat.Hub.Authority and chat.Hub.Replica); both required.
+	Source  Source
+	Replica Replica
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the handover metrics; nil skips them.
@@ -73,10 +94,11 @@ type Config struct {
 
 // Node is this process's side of the handover folder.
 type Node struct {
-	dir string
-	hub *chat.Hub
-	log *slog.Logger
-	m   metrics
+	dir     string
+	source  Source
+	replica Replica
+	log     *slog.Logger
+	m       metrics
 
 	primary atomic.Bool
 	ready   atomic.Bool
@@ -119,6 +141,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 // lock, otherwise as standby replicating from the primary. The node runs
 // until Close.
 func Start(cfg Config) (*Node, error) {
+	if cfg.Source == nil || cfg.Replica == nil {
+		return nil, errors.New("handover: no hub to hand over")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -139,7 +164,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		dir: cfg.Dir, hub: cfg.Hub, log: log, m: newMetrics(cfg.Registerer),
+		dir: cfg.Dir, source: cfg.Source, replica: cfg.Replica, log: log, m: newMetrics(cfg.Registerer),
 		lock: lock, followers: make(map[*follower]struct{}),
 		up: newUpstream(), ctx: ctx, cancel: cancel,
 	}
@@ -159,7 +184,7 @@ func Start(cfg Config) (*Node, error) {
 		return n, nil
 	}
 	n.log.Info("handover: standby, replicating from the primary", "dir", n.dir)
-	n.hub.SetRemote(n.up)
+	n.replica.SetRemote(n.up)
 	n.wg.Go(n.follow)
 	return n, nil
 }
@@ -292,7 +317,7 @@ func (n *Node) serve(conn *net.UnixConn) {
 	}
 	f.push(encode(line{Op: opHello, Version: wireVersion}))
 	go n.write(f)
-	unfollow := n.hub.Follow(func(ev chat.Event) {
+	unfollow := n.source.Follow(func(ev chat.Event) {
 		if ev.State != nil {
 			f.push(encode(line{Op: opRoom, Room: ev.Room, State: ev.State}))
 			return
@@ -326,13 +351,13 @@ func (n *Node) serve(conn *net.UnixConn) {
 		switch l.Op {
 		case opPing:
 		case opOpen:
-			f.push(encode(n.reply(l.ID, n.hub.OpenLocal(l.Room), 0)))
+			f.push(encode(n.reply(l.ID, n.source.Open(l.Room), 0)))
 		case opSend:
 			if l.Msg == nil || !chat.ValidRoom(l.Room) {
 				f.push(encode(line{Op: opReply, ID: l.ID, Err: errFailed}))
 				continue
 			}
-			seq, _, err := n.hub.AppendLocal(l.Room, *l.Msg)
+			seq, _, err := n.source.Append(l.Room, *l.Msg)
 			f.push(encode(n.reply(l.ID, err, seq)))
 		case opPromoted:
 			close(f.promoted)
@@ -477,7 +502,7 @@ func (n *Node) follow() {
 			n.log.Error("handover: lock", "err", lerr)
 		}
 		if ok {
-			n.hub.Promote(true)
+			n.replica.Promote(true)
 			n.up.detach()
 			if err := n.lead(); err != nil {
 				n.log.Error("handover: cannot serve standbys", "err", err)
@@ -539,6 +564,10 @@ func (n *Node) replicate(conn *net.UnixConn) (promoted bool, err error) {
 	}
 	n.up.attach(conn)
 	defer n.up.detach()
+	// Each connection starts with a snapshot of every room: a fresh feed, so
+	// each snapshot installs. A message that does not follow on ends the
+	// stream; the next connection resyncs from new snapshots.
+	feed := replica.New(n.replica)
 	stop := make(chan struct{})
 	defer close(stop)
 	go n.up.ping(stop)
@@ -556,7 +585,7 @@ func (n *Node) replicate(conn *net.UnixConn) (promoted bool, err error) {
 			if l.State == nil {
 				return false, errors.New("handover: room line without state")
 			}
-			if err := n.hub.Install(l.Room, *l.State); err != nil {
+			if _, err := feed.Install(l.Room, *l.State); err != nil {
 				return false, err
 			}
 		case opSynced:
@@ -567,14 +596,14 @@ func (n *Node) replicate(conn *net.UnixConn) (promoted bool, err error) {
 			if l.Msg == nil {
 				return false, errors.New("handover: msg line without message")
 			}
-			if err := n.hub.Apply(l.Room, *l.Msg); err != nil {
+			if err := feed.Apply(l.Room, "", *l.Msg); err != nil {
 				return false, err
 			}
 		case opReply:
 			n.up.resolve(l)
 		case opPing:
 		case opPromote:
-			n.hub.Promote(false)
+			n.replica.Promote(false)
 			n.up.detach()
 			_ = conn.SetWriteDeadline(time.Now().Add(silence))
 			if _, err := conn.Write(encode(line{Op: opPromoted})); err != nil {

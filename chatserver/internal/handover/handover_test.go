@@ -18,7 +18,7 @@ func msg(sid string, i int) chat.Message {
 func start(t *testing.T, dir string) (*chat.Hub, *Node) {
 	t.Helper()
 	hub := chat.NewHub(chat.Config{History: 100})
-	n, err := Start(Config{Dir: dir, Hub: hub})
+	n, err := Start(Config{Dir: dir, Source: hub.Authority(), Replica: hub.Replica()})
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
@@ -40,7 +40,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // state returns a room's state as seen through Follow.
 func state(hub *chat.Hub, room string) chat.RoomState {
 	var st chat.RoomState
-	cancel := hub.Follow(func(ev chat.Event) {
+	cancel := hub.Authority().Follow(func(ev chat.Event) {
 		if ev.Room == room && ev.State != nil {
 			st = *ev.State
 		}
@@ -56,7 +56,7 @@ func TestHandover(t *testing.T) {
 		t.Fatal("first node must be a ready primary")
 	}
 	for i := 1; i <= 5; i++ {
-		if _, _, err := a.AppendLocal("r", msg("sa", i)); err != nil {
+		if _, _, err := a.Authority().Append("r", msg("sa", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,20 +70,20 @@ func TestHandover(t *testing.T) {
 	}
 
 	// Live stream and forwarded sends: the primary sequences both.
-	if _, _, err := a.AppendLocal("r", msg("sa", 6)); err != nil {
+	if _, _, err := a.Authority().Append("r", msg("sa", 6)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	seq, _, err := b.Append(ctx, "r", msg("sb", 1))
+	seq, err := nb.up.Append(ctx, "r", msg("sb", 1))
 	if err != nil || seq != 7 {
 		t.Fatalf("forwarded send: seq %d err %v, want 7", seq, err)
 	}
-	if seq, _, _ := b.Append(ctx, "r", msg("sb", 1)); seq != 7 {
+	if seq, _ := nb.up.Append(ctx, "r", msg("sb", 1)); seq != 7 {
 		t.Fatalf("forwarded resend: seq %d, want the original 7", seq)
 	}
 	// A room first opened on the standby is created by the primary.
-	if seq, _, err := b.Append(ctx, "fresh", msg("sb", 2)); err != nil || seq != 1 {
+	if seq, err := nb.up.Append(ctx, "fresh", msg("sb", 2)); err != nil || seq != 1 {
 		t.Fatalf("send to a new room via standby: %d %v", seq, err)
 	}
 	eventually(t, "standby sees 7", func() bool { return state(b, "r").Seq == 7 })
@@ -97,10 +97,10 @@ func TestHandover(t *testing.T) {
 	if sa.Epoch != sb.Epoch || sb.Seq != 7 {
 		t.Fatalf("after handover: %s/%d, want %s/7", sb.Epoch, sb.Seq, sa.Epoch)
 	}
-	if seq, dup, _ := b.AppendLocal("r", msg("sa", 6)); seq != 6 || !dup {
+	if seq, dup, _ := b.Authority().Append("r", msg("sa", 6)); seq != 6 || !dup {
 		t.Fatalf("resend after handover: %d dup=%v, want the original 6", seq, dup)
 	}
-	if seq, _, _ := b.AppendLocal("r", msg("sb", 9)); seq != 8 {
+	if seq, _, _ := b.Authority().Append("r", msg("sb", 9)); seq != 8 {
 		t.Fatalf("new primary continues at %d, want 8", seq)
 	}
 	// The next color attaches to the new primary.
@@ -111,7 +111,7 @@ func TestHandover(t *testing.T) {
 func TestPredecessorVanishes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "h")
 	a, na := start(t, dir)
-	if _, _, err := a.AppendLocal("r", msg("s", 1)); err != nil {
+	if _, _, err := a.Authority().Append("r", msg("s", 1)); err != nil {
 		t.Fatal(err)
 	}
 	b, nb := start(t, dir)
@@ -132,7 +132,7 @@ func TestRefusesWritableFolder(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Start(Config{Dir: dir, Hub: chat.NewHub(chat.Config{})}); err == nil {
+	if _, err := Start(Config{Dir: dir, Source: chat.NewHub(chat.Config{}).Authority(), Replica: chat.NewHub(chat.Config{}).Replica()}); err == nil {
 		t.Fatal("want an error for a world-writable folder")
 	}
 }

@@ -180,7 +180,7 @@ func TestDecodeAppend(t *testing.T) {
 }
 
 func TestKeysShareAHashTag(t *testing.T) {
-	s := newStore(nil, Config{Hub: chat.NewHub(chat.Config{})})
+	s := newStore(nil, Config{Replica: chat.NewHub(chat.Config{}).Replica()})
 	for _, k := range s.keys("lobby") {
 		if !strings.HasPrefix(k, "mywebchat:room:{lobby}:") {
 			t.Errorf("key %q: want prefix mywebchat:room:{lobby}: so one script touches one slot", k)
@@ -204,7 +204,7 @@ func TestNewStoreBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Hub = chat.NewHub(chat.Config{})
+			tt.cfg.Replica = chat.NewHub(chat.Config{}).Replica()
 			s := newStore(nil, tt.cfg)
 			if s.history != tt.history || s.window != tt.window || s.ttl != tt.ttlSeconds {
 				t.Fatalf("got history %d window %d ttl %d, want %d %d %d", s.history, s.window, s.ttl, tt.history, tt.window, tt.ttlSeconds)
@@ -214,7 +214,7 @@ func TestNewStoreBounds(t *testing.T) {
 }
 
 func TestNewRejectsBadURLWithoutEchoingIt(t *testing.T) {
-	_, err := New(t.Context(), Config{URL: "http://user:s3cret@example/0", Hub: chat.NewHub(chat.Config{})})
+	_, err := New(t.Context(), Config{URL: "http://user:s3cret@example/0", Replica: chat.NewHub(chat.Config{}).Replica()})
 	if !errors.Is(err, ErrBadURL) {
 		t.Fatalf("got %v, want ErrBadURL", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
+	"github.com/mywebchat/mywebchat/chatserver/internal/replica"
 )
 
 // rotateScript drops a room whose data went backwards (Redis lost writes
@@ -27,7 +28,7 @@ return 0
 
 // run is the follower: one blocking XREAD over the logs of every room this
 // instance holds plus its wake stream, applying entries in seq order. It
-// stops when ctx is done; it is the only caller of Hub.Apply.
+// stops when ctx is done; it is the only one to apply messages to the feed.
 func (s *Store) run(ctx context.Context) {
 	wakeID := "0-0"
 	backoff := retryMin
@@ -41,17 +42,16 @@ func (s *Store) run(ctx context.Context) {
 			backoff = min(2*backoff, retryMax)
 			continue
 		}
-		s.mu.Lock()
-		rooms := make(map[string]string, len(s.rooms)) // log key → room
-		streams := make([]string, 0, 2*len(s.rooms)+2)
-		ids := make([]string, 0, len(s.rooms)+1)
-		for name, f := range s.rooms {
-			k := s.keys(name)[1]
-			rooms[k] = name
+		held := s.feed.Positions()
+		rooms := make(map[string]string, len(held)) // log key → room
+		streams := make([]string, 0, 2*len(held)+2)
+		ids := make([]string, 0, len(held)+1)
+		for _, p := range held {
+			k := s.keys(p.Room)[1]
+			rooms[k] = p.Room
 			streams = append(streams, k)
-			ids = append(ids, seqID(f.seq))
+			ids = append(ids, seqID(p.Seq))
 		}
-		s.mu.Unlock()
 		streams = append(append(streams, s.wakeKey), append(ids, wakeID)...)
 		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: streams, Count: readCount, Block: block}).Result()
 		switch {
@@ -61,7 +61,7 @@ func (s *Store) run(ctx context.Context) {
 			// Timed out: nothing new anywhere.
 		case err != nil:
 			s.log.Warn("redis rooms: follow", "err", err)
-			s.markAllDirty()
+			s.feed.MarkAllStale()
 			if !sleep(ctx, backoff) {
 				return
 			}
@@ -87,50 +87,31 @@ func (s *Store) run(ctx context.Context) {
 	}
 }
 
-// apply feeds log entries of one room to the hub; anything unexpected marks
-// the room for re-install instead.
+// apply feeds log entries of one room to the hub; anything unexpected (a
+// gap, another epoch, an unreadable entry) leaves the room stale, to be
+// re-installed by repair.
 func (s *Store) apply(room string, msgs []redis.XMessage) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.rooms[room]
-	if f == nil {
-		return
-	}
 	for _, x := range msgs {
 		e, err := decodeEntry(x.ID, x.Values)
 		if err != nil {
 			s.log.Warn("redis rooms: bad log entry", "room", room, "err", err)
-			s.dirty[room] = true
+			s.feed.MarkStale(room)
 			return
 		}
-		if e.epoch != f.epoch {
-			s.dirty[room] = true
-			return
-		}
-		if e.msg.Seq <= f.seq {
-			continue
-		}
-		if err := s.hub.Apply(room, e.msg); err != nil {
-			// A gap: this instance fell behind the trimmed log.
-			if !errors.Is(err, chat.ErrGap) {
+		if err := s.feed.Apply(room, e.epoch, e.msg); err != nil {
+			// A gap (this instance fell behind the trimmed log) or a new
+			// epoch is routine; anything else is worth a line.
+			if !errors.Is(err, chat.ErrGap) && !errors.Is(err, replica.ErrOtherEpoch) && !errors.Is(err, chat.ErrUnknownRoom) {
 				s.log.Warn("redis rooms: apply", "room", room, "err", err)
 			}
-			s.dirty[room] = true
 			return
 		}
-		f.seq = e.msg.Seq
 	}
 }
 
-// repair re-installs every dirty room from a fresh snapshot.
+// repair re-installs every stale room from a fresh snapshot.
 func (s *Store) repair(ctx context.Context) error {
-	s.mu.Lock()
-	var todo []string
-	for name := range s.dirty {
-		todo = append(todo, name)
-	}
-	s.mu.Unlock()
-	for _, name := range todo {
+	for _, name := range s.feed.Stale() {
 		if err := s.reinstall(ctx, name); err != nil {
 			return err
 		}
@@ -150,13 +131,10 @@ func (s *Store) reinstall(ctx context.Context, room string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	f := s.rooms[room]
 	var delivered uint64
-	if f != nil && f.epoch == st.Epoch {
-		delivered = f.seq
+	if p, ok := s.feed.Position(room); ok && p.Epoch == st.Epoch {
+		delivered = p.Seq
 	}
-	s.mu.Unlock()
 	if st.Seq < delivered {
 		s.log.Warn("redis room went back in time; starting a new epoch", "room", room, "seq", st.Seq, "delivered", delivered)
 		if err := rotateScript.Run(ctx, s.rdb, s.keys(room), st.Epoch).Err(); err != nil {
@@ -169,40 +147,23 @@ func (s *Store) reinstall(ctx context.Context, room string) error {
 // checkEpochs compares every held room's epoch with Redis', which catches a
 // Redis that restarted empty while no read was in flight.
 func (s *Store) checkEpochs(ctx context.Context) {
-	s.mu.Lock()
-	names := make([]string, 0, len(s.rooms))
-	epochs := make([]string, 0, len(s.rooms))
-	for name, f := range s.rooms {
-		names = append(names, name)
-		epochs = append(epochs, f.epoch)
-	}
-	s.mu.Unlock()
-	if len(names) == 0 {
+	held := s.feed.Positions()
+	if len(held) == 0 {
 		return
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(names))
-	for i, name := range names {
-		cmds[i] = pipe.HGet(ctx, s.keys(name)[0], "epoch")
+	cmds := make([]*redis.StringCmd, len(held))
+	for i, p := range held {
+		cmds[i] = pipe.HGet(ctx, s.keys(p.Room)[0], "epoch")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		s.markAllDirty()
+		s.feed.MarkAllStale()
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for i, cmd := range cmds {
-		if e, err := cmd.Result(); err != nil || e != epochs[i] {
-			s.dirty[names[i]] = true
+		if e, err := cmd.Result(); err != nil || e != held[i].Epoch {
+			s.feed.MarkStale(held[i].Room)
 		}
-	}
-}
-
-func (s *Store) markAllDirty() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name := range s.rooms {
-		s.dirty[name] = true
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 //
 // It announces a change by publishing the room's name on <prefix>presence;
 // every instance holding that room re-reads the counts and gives its hub the
-// other instances' total (chat.Hub.SetOthersOnline). Counts are rewritten
+// other instances' total (chat.Replica.SetOthersOnline). Counts are rewritten
 // every presenceBeat; the count of an instance that died without clearing it
 // expires (Redis' clock decides, so hosts' clocks need not agree) and the
 // reader drops its id from the set. The same beat re-reads every held room,
@@ -92,9 +92,7 @@ func (s *Store) runPresence(ctx context.Context) {
 
 // holds reports whether this instance follows room.
 func (s *Store) holds(room string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.rooms[room]
+	_, ok := s.feed.Position(room)
 	return ok
 }
 
@@ -136,11 +134,8 @@ func (s *Store) flushPresence(ctx context.Context, all bool) {
 		// subscription, which reads the room's counts.
 		return
 	}
-	s.mu.Lock()
-	held := slices.Collect(maps.Keys(s.rooms))
-	s.mu.Unlock()
-	for _, room := range held {
-		s.readPresence(ctx, room)
+	for _, p := range s.feed.Positions() {
+		s.readPresence(ctx, p.Room)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
+	"github.com/mywebchat/mywebchat/chatserver/internal/replica"
 	"github.com/mywebchat/mywebchat/test/chatclient"
 )
 
@@ -102,11 +104,11 @@ type instance struct {
 func newInstance(t *testing.T, url, prefix, color string) *instance {
 	t.Helper()
 	hub := chat.NewHub(chat.Config{History: 60, Color: color, Version: "itest"})
-	st, err := New(t.Context(), Config{URL: url, Hub: hub, History: 60, Prefix: prefix})
+	st, err := New(t.Context(), Config{URL: url, Replica: hub.Replica(), History: 60, Prefix: prefix})
 	if err != nil {
 		t.Fatalf("redisroom.New: %v", err)
 	}
-	hub.SetRemote(st)
+	hub.Replica().SetRemote(st)
 	srv := httptest.NewServer(chat.NewHandler(hub, chat.HandlerConfig{}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -362,14 +364,23 @@ func TestRedisBackEmptyGivesNewEpoch(t *testing.T) {
 	}
 }
 
+// position is where the store's copy of room stands.
+func position(st *Store, room string) replica.Position {
+	p, _ := st.feed.Position(room)
+	return p
+}
+
+// stale reports whether room waits for a fresh snapshot.
+func stale(st *Store, room string) bool { return slices.Contains(st.feed.Stale(), room) }
+
 // pausedStore returns a hub and a store whose follower does not run, so the
 // test decides what it reads, with room opened.
 func pausedStore(ctx context.Context, t *testing.T, rs *redisServer, prefix, room string) (*chat.Hub, *Store) {
 	t.Helper()
 	hub := chat.NewHub(chat.Config{History: 60})
-	st := newStore(redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)}), Config{Hub: hub, History: 60, Prefix: prefix})
+	st := newStore(redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)}), Config{Replica: hub.Replica(), History: 60, Prefix: prefix})
 	t.Cleanup(func() { st.Close() })
-	hub.SetRemote(st)
+	hub.Replica().SetRemote(st)
 	if err := st.Open(ctx, room); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +393,7 @@ func TestFollowerRepairsAGap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	hub, st := pausedStore(ctx, t, rs, prefix, "gap")
-	other, err := New(ctx, Config{URL: rs.url(), Hub: chat.NewHub(chat.Config{}), History: 60, Prefix: prefix})
+	other, err := New(ctx, Config{URL: rs.url(), Replica: chat.NewHub(chat.Config{}).Replica(), History: 60, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,18 +412,14 @@ func TestFollowerRepairsAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.apply("gap", msgs)
-	st.mu.Lock()
-	dirty, seq := st.dirty["gap"], st.rooms["gap"].seq
-	st.mu.Unlock()
+	dirty, seq := stale(st, "gap"), position(st, "gap").Seq
 	if !dirty || seq != 0 {
 		t.Fatalf("after a gap: dirty %v seq %d, want dirty and nothing applied", dirty, seq)
 	}
 	if err := st.repair(ctx); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
-	st.mu.Lock()
-	dirty, seq = st.dirty["gap"], st.rooms["gap"].seq
-	st.mu.Unlock()
+	dirty, seq = stale(st, "gap"), position(st, "gap").Seq
 	if dirty || seq != 150 {
 		t.Fatalf("after repair: dirty %v seq %d, want clean at 150", dirty, seq)
 	}
@@ -454,11 +461,9 @@ func TestRedisBehindDeliveredStartsNewEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.apply("back", msgs)
-	st.mu.Lock()
-	old := *st.rooms["back"]
-	st.mu.Unlock()
-	if old.seq != 5 {
-		t.Fatalf("delivered up to %d, want 5", old.seq)
+	old := position(st, "back")
+	if old.Seq != 5 {
+		t.Fatalf("delivered up to %d, want 5", old.Seq)
 	}
 	// Redis loses the last two acked writes but stays consistent, as after a
 	// crash with appendfsync everysec.
@@ -469,17 +474,13 @@ func TestRedisBehindDeliveredStartsNewEpoch(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	st.dirty["back"] = true
-	st.mu.Unlock()
+	st.feed.MarkStale("back")
 	if err := st.repair(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	now := *st.rooms["back"]
-	st.mu.Unlock()
-	if now.epoch == old.epoch || now.seq != 0 {
-		t.Fatalf("after Redis went back: epoch %s seq %d, want a new epoch at seq 0 (was %s at %d)", now.epoch, now.seq, old.epoch, old.seq)
+	now := position(st, "back")
+	if now.Epoch == old.Epoch || now.Seq != 0 {
+		t.Fatalf("after Redis went back: epoch %s seq %d, want a new epoch at seq 0 (was %s at %d)", now.Epoch, now.Seq, old.Epoch, old.Seq)
 	}
 	// New messages start the new epoch at seq 1, so no client skips them.
 	seq, err := st.Append(ctx, "back", chat.Message{SID: "w", CID: "new", From: "w", Text: "x"})

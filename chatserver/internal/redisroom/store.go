@@ -37,6 +37,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
+	"github.com/mywebchat/mywebchat/chatserver/internal/replica"
 )
 
 // Defaults and timing.
@@ -46,9 +47,6 @@ const (
 	// DefaultTTL expires a room's keys after this long without a message or a
 	// join: idle rooms do not accumulate forever. Expiry is a new epoch.
 	DefaultTTL = 30 * 24 * time.Hour
-	// dedupeWindowMin matches the hub's own window: clients resend at most
-	// their unacked outbox, so this is generous.
-	dedupeWindowMin = 1024
 	// block is how long one XREAD waits; when it times out the follower checks
 	// every room's epoch, which catches a Redis that lost its data in between.
 	block = 2 * time.Second
@@ -68,8 +66,8 @@ type Config struct {
 	// URL is a redis:// or rediss:// URL (password and database included);
 	// it is never logged.
 	URL string
-	// Hub receives the rooms; required.
-	Hub *chat.Hub
+	// Replica is the hub's copy of the rooms (chat.Hub.Replica); required.
+	Replica Replica
 	// History is how many messages a room keeps; 0 means chat.DefaultHistory.
 	// Use the same value (CHAT_HISTORY) on every instance.
 	History int
@@ -95,16 +93,18 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // ErrBadURL means CHAT_REDIS_URL does not parse as a redis:// or rediss:// URL.
 var ErrBadURL = errors.New("redisroom: CHAT_REDIS_URL is not a valid redis:// or rediss:// URL")
 
-// follow is what this instance knows of a room it holds.
-type follow struct {
-	epoch string
-	seq   uint64
+// Replica is what the store needs of the hub: the copy of the rooms it feeds
+// (snapshots and log entries, package replica) and the other instances'
+// member counts. chat.Replica implements it.
+type Replica interface {
+	replica.Target
+	SetOthersOnline(room string, n int)
 }
 
 // Store is a chat.Remote backed by Redis. It is safe for concurrent use.
 type Store struct {
 	rdb     *redis.Client
-	hub     *chat.Hub
+	hub     Replica
 	log     *slog.Logger
 	prefix  string
 	history int
@@ -115,12 +115,9 @@ type Store struct {
 
 	presence *presence
 
-	// mu guards rooms and dirty, and is held while the hub's replica of a
-	// room changes (Install, Apply), so snapshots and the feed never
-	// interleave out of order.
-	mu    sync.Mutex
-	rooms map[string]*follow
-	dirty map[string]bool // rooms to re-install from a snapshot
+	// feed is where each held room stands, which ones need a fresh snapshot,
+	// and the order in which the hub's copy changes.
+	feed *replica.Feed
 
 	cancel context.CancelFunc
 	done   chan struct{} // the follower ended
@@ -130,9 +127,9 @@ type Store struct {
 // Connector returns a server.RemoteFunc that connects to CHAT_REDIS_URL and
 // follows rooms into the hub, keeping history messages per room (use
 // CHAT_HISTORY, the same on every instance).
-func Connector(history int) func(ctx context.Context, url string, hub *chat.Hub, log *slog.Logger) (chat.Remote, func() error, error) {
-	return func(ctx context.Context, url string, hub *chat.Hub, log *slog.Logger) (chat.Remote, func() error, error) {
-		s, err := New(ctx, Config{URL: url, Hub: hub, History: history, Logger: log})
+func Connector(history int) func(ctx context.Context, url string, hub chat.Replica, log *slog.Logger) (chat.Remote, func() error, error) {
+	return func(ctx context.Context, url string, hub chat.Replica, log *slog.Logger) (chat.Remote, func() error, error) {
+		s, err := New(ctx, Config{URL: url, Replica: hub, History: history, Logger: log})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -143,8 +140,8 @@ func Connector(history int) func(ctx context.Context, url string, hub *chat.Hub,
 // New connects to Redis (one PING, so a wrong URL fails at startup) and
 // starts the follower. Close stops it.
 func New(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.Hub == nil {
-		return nil, errors.New("redisroom: no hub")
+	if cfg.Replica == nil {
+		return nil, errors.New("redisroom: no hub replica")
 	}
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
@@ -174,12 +171,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 func newStore(rdb *redis.Client, cfg Config) *Store {
 	s := &Store{
 		rdb:     rdb,
-		hub:     cfg.Hub,
+		hub:     cfg.Replica,
+		feed:    replica.New(cfg.Replica),
 		log:     cfg.Logger,
 		prefix:  cfg.Prefix,
 		history: cfg.History,
-		rooms:   make(map[string]*follow),
-		dirty:   make(map[string]bool),
 		done:    make(chan struct{}),
 	}
 	if s.log == nil {
@@ -191,7 +187,7 @@ func newStore(rdb *redis.Client, cfg Config) *Store {
 	if s.history <= 0 {
 		s.history = chat.DefaultHistory
 	}
-	s.window = max(dedupeWindowMin, 4*s.history)
+	s.window = chat.DedupeWindow(s.history)
 	switch {
 	case cfg.TTL == 0:
 		s.ttl = int64(DefaultTTL / time.Second)
@@ -263,19 +259,13 @@ func (s *Store) install(ctx context.Context, room string) error {
 	if err != nil {
 		return fmt.Errorf("open room %s: %w", room, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.dirty, room)
-	if f, ok := s.rooms[room]; ok && f.epoch == st.Epoch && f.seq >= st.Seq {
-		return nil
+	newEpoch, err := s.feed.Install(room, st)
+	if err != nil {
+		return err
 	}
-	if err := s.hub.Install(room, st); err != nil {
-		return fmt.Errorf("install room %s: %w", room, err)
-	}
-	if f, ok := s.rooms[room]; ok && f.epoch != st.Epoch {
+	if newEpoch {
 		s.log.Warn("redis room has a new epoch; clients reset", "room", room, "epoch", st.Epoch)
 	}
-	s.rooms[room] = &follow{epoch: st.Epoch, seq: st.Seq}
 	return nil
 }
 
@@ -302,15 +292,10 @@ func (s *Store) Append(ctx context.Context, room string, m chat.Message) (uint64
 	if err != nil {
 		return 0, fmt.Errorf("append to %s: %w: %w", room, chat.ErrDraining, err)
 	}
-	s.mu.Lock()
-	f, ok := s.rooms[room]
-	if ok && f.epoch != epoch {
+	if p, ok := s.feed.Position(room); ok && p.Epoch != epoch {
 		// Redis lost the room and started a new epoch: re-install, which
 		// closes the room's clients so they reset.
-		s.dirty[room] = true
-	}
-	s.mu.Unlock()
-	if ok && f.epoch != epoch {
+		s.feed.MarkStale(room)
 		s.wake(ctx)
 	}
 	return seq, nil

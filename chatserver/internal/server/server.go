@@ -32,7 +32,7 @@ var ErrNoRedis = errors.New("CHAT_REDIS_URL is set but this build has no Redis r
 
 // RemoteFunc connects the hub to shared room storage (CHAT_REDIS_URL). It
 // returns the Remote the hub forwards to and a function that stops it.
-type RemoteFunc func(ctx context.Context, url string, hub *chat.Hub, log *slog.Logger) (chat.Remote, func() error, error)
+type RemoteFunc func(ctx context.Context, url string, hub chat.Replica, log *slog.Logger) (chat.Remote, func() error, error)
 
 // Options are the dependencies of Run; zero values are fine.
 type Options struct {
@@ -53,12 +53,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 	})
 
 	var node *handover.Node
+	rooms := "local" // where the rooms live: this process, Redis, or the handover folder
 	switch {
 	case cfg.RedisURL != "":
 		if opt.Redis == nil {
 			return ErrNoRedis
 		}
-		remote, stop, err := opt.Redis(ctx, cfg.RedisURL, hub, log)
+		remote, stop, err := opt.Redis(ctx, cfg.RedisURL, hub.Replica(), log)
 		if err != nil {
 			return fmt.Errorf("redis rooms: %w", err)
 		}
@@ -67,14 +68,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 				log.Warn("stop redis rooms", "err", err)
 			}
 		}()
-		hub.SetRemote(remote)
+		hub.Replica().SetRemote(remote)
+		rooms = "redis"
 	case cfg.HandoverDir != "":
-		n, err := handover.Start(handover.Config{Dir: cfg.HandoverDir, Hub: hub, Logger: log, Registerer: reg})
+		n, err := handover.Start(handover.Config{
+			Dir: cfg.HandoverDir, Source: hub.Authority(), Replica: hub.Replica(), Logger: log, Registerer: reg,
+		})
 		if err != nil {
 			return err
 		}
 		node = n
 		defer node.Close()
+		rooms = "handover"
 	}
 
 	var draining atomic.Bool
@@ -118,7 +123,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("chat server listening", "addr", ln.Addr().String(), "color", cfg.Color, "version", cfg.Version,
-		"handover", cfg.HandoverDir != "", "redis", cfg.RedisURL != "")
+		"rooms", rooms)
 
 	select {
 	case err := <-serveErr:
