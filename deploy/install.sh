@@ -1,8 +1,8 @@
 #!/bin/sh
 # install.sh bootstraps a MyWebChat host (Amazon Linux 2023 or Ubuntu 24.04)
 # as root: Docker, the deploy agent, its config and the nginx template, the
-# systemd units, the GHCR login (a pull-only token read from SSM Parameter
-# Store), then starts everything. Idempotent: run it again to upgrade the
+# systemd units, the GHCR credentials (a credential helper that reads the
+# pull-only token from SSM Parameter Store for every pull), then starts everything. Idempotent: run it again to upgrade the
 # agent or repair a host; files an operator edited (agent.yaml, env files)
 # are kept.
 #
@@ -15,9 +15,9 @@
 #
 # Settings (environment):
 #   MYWEBCHAT_OWNER   GitHub owner of the images, lower case (required)
-#   GHCR_USER         user name for the GHCR login (default: MYWEBCHAT_OWNER)
+#   GHCR_USER         user name for GHCR pulls (default: MYWEBCHAT_OWNER)
 #   GHCR_TOKEN_PARAM  SSM SecureString with a read:packages token
-#                     (default /mywebchat/ghcr-pull-token); "none" skips the login
+#                     (default /mywebchat/ghcr-pull-token); "none": anonymous pulls
 #   AGENT_BINARY      deploy-agent binary to install (default: bin/deploy-agent-linux-ARCH
 #                     of the bundle, else bin/deploy-agent)
 #   NGINX_IMAGE       first nginx image (default ghcr.io/OWNER/mywebchat-nginx:latest;
@@ -150,10 +150,13 @@ if [ "$behind_lb" = 1 ]; then
 	fi
 fi
 
-# --- registry login -------------------------------------------------------------
-# The token goes from SSM straight into docker's stdin: never in argv, the
-# environment, a file of ours or the log. The resulting config.json is what
-# the agent reads (registry.auth_file) and what the nginx unit pulls with.
+# --- registry credentials -------------------------------------------------------
+# No token is stored on the host: docker-credential-mywebchat-ssm reads it from
+# Parameter Store for every pull (the agent's and the docker CLI's alike), so
+# rotating it is one put-parameter. registry.env says where it lives; the
+# config.json below sends ghcr.io to the helper. The token goes from aws's
+# stdout to the helper's stdout only: never argv, the environment, a file or the log.
+install -m 0755 "$bundle/deploy/docker-credential-mywebchat-ssm.sh" /usr/local/bin/docker-credential-mywebchat-ssm
 if [ "$token_param" != none ]; then
 	region=${AWS_REGION:-}
 	if [ -z "$region" ]; then
@@ -161,17 +164,23 @@ if [ "$token_param" != none ]; then
 			die "AWS_REGION unset and the instance metadata service is unreachable"
 		region=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds" http://169.254.169.254/latest/meta-data/placement/region)
 	fi
-	install -d -m 0700 /etc/deploy-agent/docker
-	aws ssm get-parameter --region "$region" --name "$token_param" --with-decryption \
-		--query Parameter.Value --output text |
-		DOCKER_CONFIG=/etc/deploy-agent/docker docker login ghcr.io --username "$ghcr_user" --password-stdin >/dev/null ||
-		die "GHCR login failed (parameter $token_param in $region)"
-	chmod 0600 /etc/deploy-agent/docker/config.json
+	printf '# Written by install.sh for docker-credential-mywebchat-ssm (nothing secret).\nGHCR_USER=%s\nGHCR_TOKEN_PARAM=%s\nAWS_REGION=%s\n' \
+		"$ghcr_user" "$token_param" "$region" >/etc/mywebchat/registry.env.new
+	chmod 0644 /etc/mywebchat/registry.env.new
+	mv -f /etc/mywebchat/registry.env.new /etc/mywebchat/registry.env
+	# The parameter must be readable now, not at the first deploy.
+	printf 'ghcr.io\n' | /usr/local/bin/docker-credential-mywebchat-ssm get >/dev/null ||
+		die "cannot read the GHCR token (parameter $token_param in $region)"
+	helper_conf='{"credHelpers":{"ghcr.io":"mywebchat-ssm"}}'
+	install -d -m 0700 /etc/deploy-agent/docker /root/.docker
+	for f in /etc/deploy-agent/docker/config.json /root/.docker/config.json; do
+		# Replaces a config.json holding a token from an older install.
+		printf '%s\n' "$helper_conf" >"$f.new"
+		chmod 0600 "$f.new"
+		mv -f "$f.new" "$f"
+	done
 	ln -sf docker/config.json /etc/deploy-agent/registry-auth.json
-	# The nginx and Redis units pull as plain root.
-	install -d -m 0700 /root/.docker
-	cp /etc/deploy-agent/docker/config.json /root/.docker/config.json
-	log "logged in to ghcr.io as $ghcr_user"
+	log "ghcr.io pulls as $ghcr_user with the token in $token_param (read for each pull)"
 fi
 
 # --- certbot renewal hook ---------------------------------------------------------

@@ -11,26 +11,20 @@ import (
 	"time"
 )
 
-// fakeToken is what the fake `aws ssm get-parameter` returns; it must reach
-// `docker login` on stdin and appear nowhere else.
+// fakeToken is what the fake `aws ssm get-parameter` returns (until
+// /tmp/rotated holds another); it must reach only the credential helper's
+// answer and appear nowhere else: no file, argument or output.
 const fakeToken = "ghp_deliveryTestToken0123456789abcdefXYZ"
 
 // installStubs stand in for the host's tools inside a throwaway container:
-// they record their arguments and, for `docker login`, what came on stdin.
+// they record their arguments.
 var installStubs = map[string]string{
 	"docker": `#!/bin/sh
 echo "docker $*" >>/tmp/calls
-case "$1" in
-login)
-	cat >/tmp/login-stdin
-	mkdir -p "$DOCKER_CONFIG"
-	printf '{"auths":{"ghcr.io":{"auth":"eA=="}}}' >"$DOCKER_CONFIG/config.json"
-	;;
-esac
 `,
 	"aws": `#!/bin/sh
 echo "aws $*" >>/tmp/calls
-printf '%s\n' "` + fakeToken + `"
+if [ -f /tmp/rotated ]; then cat /tmp/rotated; else printf '%s\n' "` + fakeToken + `"; fi
 `,
 	"systemctl": `#!/bin/sh
 echo "systemctl $*" >>/tmp/calls
@@ -57,9 +51,19 @@ grep -q 'ghcr.io/acme/mywebchat-app' /etc/deploy-agent/agent.yaml || fail "agent
 [ "$(stat -c %a /etc/deploy-agent)" = 700 ] || fail "/etc/deploy-agent mode"
 [ "$(stat -c %a /etc/deploy-agent/docker/config.json)" = 600 ] || fail "registry auth mode"
 [ -f /etc/deploy-agent/registry-auth.json ] || fail "registry-auth.json missing"
-[ "$(cat /tmp/login-stdin)" = "` + fakeToken + `" ] || fail "docker login did not get the token on stdin"
-grep -q -- '--with-decryption' /tmp/calls || fail "aws ssm get-parameter without --with-decryption"
-grep -q -- 'login ghcr.io --username acme --password-stdin' /tmp/calls || fail "docker login not via --password-stdin"
+for f in /etc/deploy-agent/registry-auth.json /root/.docker/config.json; do
+	[ "$(cat $f)" = '{"credHelpers":{"ghcr.io":"mywebchat-ssm"}}' ] || fail "$f does not send ghcr.io to the helper"
+done
+[ -x /usr/local/bin/docker-credential-mywebchat-ssm ] || fail "credential helper not installed"
+grep -qx 'GHCR_TOKEN_PARAM=/mywebchat/ghcr-pull-token' /etc/mywebchat/registry.env || fail "registry.env: parameter"
+grep -qx 'AWS_REGION=eu-west-1' /etc/mywebchat/registry.env || fail "registry.env: region"
+grep -q -- 'ssm get-parameter --region eu-west-1 --name /mywebchat/ghcr-pull-token --with-decryption' /tmp/calls || fail "install did not check the parameter with --with-decryption"
+grep -q 'docker login' /tmp/calls && fail "install stored a token with docker login"
+# Rotation: the next pull's answer carries the new token; nothing on the host changed.
+printf 'ghp_rotatedToken\n' >/tmp/rotated
+printf 'ghcr.io\n' | docker-credential-mywebchat-ssm get >/tmp/answer || fail "helper get after rotation"
+[ "$(cat /tmp/answer)" = '{"ServerURL":"ghcr.io","Username":"acme","Secret":"ghp_rotatedToken"}' ] || fail "helper answer after rotation: $(cat /tmp/answer)"
+rm /tmp/rotated /tmp/answer
 for u in deploy-agent mywebchat-nginx mywebchat-redis; do [ -f /etc/systemd/system/$u.service ] || fail "unit $u"; done
 [ -x /usr/local/bin/deploy-agent ] || fail "agent binary"
 [ -x /usr/local/sbin/mywebchat-nginx-update ] || fail "nginx update script"
@@ -76,7 +80,7 @@ grep -q 'reload docker' /tmp/calls && fail "re-run reloaded the engine for an un
 grep -q 'daemon-reload' /tmp/calls && fail "re-run reloaded unchanged units"
 grep -q 'systemctl restart deploy-agent' /tmp/calls && fail "re-run restarted an unchanged agent"
 grep -q 'systemctl start deploy-agent.service' /tmp/calls || fail "re-run did not ensure the agent runs"
-if grep -rq "` + fakeToken + `" /tmp/out1 /tmp/out2 /tmp/calls; then fail "the token leaked into output or argv"; fi
+if grep -rq "` + fakeToken + `" /tmp/out1 /tmp/out2 /tmp/calls /etc /root /usr/local /var/lib 2>/dev/null; then fail "the token leaked into a file, output or argv"; fi
 # With Redis: the colors join its network and name it; the config stays strict YAML.
 rm /etc/deploy-agent/agent.yaml
 echo 'NGINX_OPTS=--memory 256m' >>/etc/mywebchat/nginx.env
@@ -93,7 +97,8 @@ echo ALL-CHECKS-PASSED
 
 // TestInstallScript runs deploy/install.sh in a throwaway Debian container
 // with stand-ins for docker, aws, systemctl and the agent: it must lay out
-// the host, pass the GHCR token only on stdin, and be idempotent.
+// the host, keep the GHCR token off it (a credential helper reads it for each
+// pull, so a rotation needs nothing on the host), and be idempotent.
 func TestInstallScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()

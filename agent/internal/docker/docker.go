@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -378,9 +380,14 @@ func (c *Client) Signal(ctx context.Context, name, sig string) error {
 const maxAuthFileBytes = 64 << 10
 
 // RegistryAuth reads path and returns the encoded auth header for the registry host of ref.
-// It accepts a docker config.json ({"auths":{"ghcr.io":{"auth":"base64(user:token)"}}}) or a
+// It accepts a docker config.json ({"auths":{"ghcr.io":{"auth":"base64(user:token)"}}}, or
+// {"credHelpers":{"ghcr.io":"NAME"}} to ask docker-credential-NAME, as the docker CLI does) or a
 // single {"username","password","serveraddress"} object. The credentials never leave this function
 // except encoded for the engine, and errors never quote them.
+//
+// It is called for every pull, so a credential helper that reads a secret store (the host's
+// docker-credential-mywebchat-ssm reads SSM Parameter Store) makes a rotated token effective
+// on the next pull without touching the host.
 func RegistryAuth(path, registryHost string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -400,13 +407,24 @@ func RegistryAuth(path, registryHost string) (string, error) {
 			Username string `json:"username"`
 			Password string `json:"password"`
 		} `json:"auths"`
+		CredHelpers map[string]string `json:"credHelpers"`
 		registry.AuthConfig
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return "", errors.New("registry auth file: not valid JSON")
 	}
 	ac := doc.AuthConfig
-	if len(doc.Auths) > 0 {
+	// The docker CLI's order: a credential helper for the host wins over a stored entry.
+	if helper, ok := doc.CredHelpers[registryHost]; ok {
+		var found bool
+		ac, found, err = credentialFromHelper(helper, registryHost)
+		if err != nil {
+			return "", fmt.Errorf("registry auth file: %w", err)
+		}
+		if !found {
+			return "", nil // the helper has nothing for this registry: pull anonymously
+		}
+	} else if len(doc.Auths) > 0 {
 		found := false
 		for host, a := range doc.Auths {
 			h := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://"), "/")
@@ -436,6 +454,71 @@ func RegistryAuth(path, registryHost string) (string, error) {
 		return "", errors.New("registry auth file: cannot encode credentials")
 	}
 	return enc, nil
+}
+
+// credHelperTimeout bounds one run of a credential helper: it may call a remote secret
+// store (Parameter Store answers in well under a second), and a pull must not hang on it.
+const credHelperTimeout = 30 * time.Second
+
+// maxCredHelperOutput bounds what a credential helper may print.
+const maxCredHelperOutput = 64 << 10
+
+// credHelperName is what may follow "docker-credential-": a name, never a path.
+var credHelperName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// credentialFromHelper runs `docker-credential-NAME get` with the registry host on stdin, as the
+// docker CLI does (github.com/docker/docker-credential-helpers protocol), and returns its
+// credentials. A helper's "not found" means anonymous pulls, like a host missing from "auths".
+// Errors quote the helper's stderr (bounded) but never its stdout, which holds the secret.
+func credentialFromHelper(name, registryHost string) (ac registry.AuthConfig, found bool, err error) {
+	if !credHelperName.MatchString(name) {
+		return ac, false, fmt.Errorf("credHelpers: %q is not a credential helper name", name)
+	}
+	bin := "docker-credential-" + name
+	ctx, cancel := context.WithTimeout(context.Background(), credHelperTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "get")
+	cmd.Stdin = strings.NewReader(registryHost + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &limitedWriter{w: &stdout, n: maxCredHelperOutput}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 512}
+	if err = cmd.Run(); err != nil {
+		// The protocol's "not found" is printed on stdout; it carries no secret.
+		if strings.Contains(stdout.String(), "credentials not found") {
+			return ac, false, nil
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if ctx.Err() != nil {
+			msg = "no answer within " + credHelperTimeout.String()
+		}
+		return ac, false, fmt.Errorf("%s get for %s: %w: %s", bin, registryHost, err, msg)
+	}
+	var out struct {
+		Username string `json:"Username"`
+		Secret   string `json:"Secret"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || out.Secret == "" {
+		return ac, false, fmt.Errorf("%s get for %s: the answer is not {\"Username\",\"Secret\"} JSON", bin, registryHost)
+	}
+	return registry.AuthConfig{Username: out.Username, Password: out.Secret, ServerAddress: registryHost}, true, nil
+}
+
+// limitedWriter keeps the first n bytes written to it and drops the rest, so a runaway helper
+// cannot fill the agent's memory.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.n -= k
+		if _, err := l.w.Write(p[:k]); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
 }
 
 // ContainerEvent is one lifecycle event of a container, as reported by the engine's event stream.

@@ -285,3 +285,81 @@ func TestContainerEventsSubscribeFails(t *testing.T) {
 		t.Fatalf("subscribe to a closed port: err = %v, want ErrUnreachable", err)
 	}
 }
+
+// TestRegistryAuthCredentialHelper runs a stand-in docker-credential helper that answers from a
+// file, the way the host's helper answers from Parameter Store: each call reads it again, so a
+// rotated token is used by the next pull.
+func TestRegistryAuthCredentialHelper(t *testing.T) {
+	bin := t.TempDir()
+	store := filepath.Join(t.TempDir(), "token")
+	helper := `#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r host
+echo "$host" >>"` + store + `.hosts"
+case "$host" in
+ghcr.io) ;;
+*) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+tok=$(cat "` + store + `") || { echo "parameter unreadable" >&2; exit 1; }
+case "$tok" in
+garbage) echo "$tok"; exit 0 ;;
+esac
+printf '{"ServerURL":"%s","Username":"bot","Secret":"%s"}\n' "$host" "$tok"
+`
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-teststore"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(`{"credHelpers":{"ghcr.io":"teststore","quay.io":"teststore","x.io":"../../bin/sh","y.io":"absent"},"auths":{"ghcr.io":{"auth":"`+base64.StdEncoding.EncodeToString([]byte("old:stored-token"))+`"}}}`), 0o600)
+
+	password := func(host string) string {
+		t.Helper()
+		enc, err := RegistryAuth(cfg, host)
+		if err != nil {
+			t.Fatalf("RegistryAuth(%s): %v", host, err)
+		}
+		if enc == "" {
+			return ""
+		}
+		ac, err := authconfig.Decode(enc)
+		if err != nil || ac.Username != "bot" || ac.ServerAddress != host {
+			t.Fatalf("decoded = %+v, %v", ac, err)
+		}
+		return ac.Password
+	}
+	os.WriteFile(store, []byte("s3cret-one"), 0o600)
+	if got := password("ghcr.io"); got != "s3cret-one" {
+		t.Errorf("first pull: password %q, want the helper's s3cret-one (a helper wins over auths)", got)
+	}
+	os.WriteFile(store, []byte("s3cret-two"), 0o600) // the rotation: nothing on the host changes
+	if got := password("ghcr.io"); got != "s3cret-two" {
+		t.Errorf("after rotation: password %q, want s3cret-two", got)
+	}
+	if hosts, _ := os.ReadFile(store + ".hosts"); string(hosts) != "ghcr.io\nghcr.io\n" {
+		t.Errorf("helper got hosts %q on stdin, want ghcr.io twice", hosts)
+	}
+	if got := password("quay.io"); got != "" {
+		t.Errorf("helper's not found: password %q, want an anonymous pull", got)
+	}
+
+	for _, tt := range []struct{ name, host, token, wantErr string }{
+		{"helper fails", "ghcr.io", "", "parameter unreadable"},
+		{"helper answers garbage", "ghcr.io", "garbage", "is not {"},
+		{"helper name is a path", "x.io", "s3cret-one", "not a credential helper name"},
+		{"helper missing", "y.io", "s3cret-one", "docker-credential-absent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.token == "" {
+				os.Remove(store)
+			} else {
+				os.WriteFile(store, []byte(tt.token), 0o600)
+			}
+			_, err := RegistryAuth(cfg, tt.host)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("err = %v, want %q and no secret in it", err, tt.wantErr)
+			}
+		})
+	}
+}
