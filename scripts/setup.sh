@@ -24,6 +24,8 @@ want wrk wrk
 want curl curl
 # SSM checks parameters with Java's regex engine; the rehearsal asks the JDK itself.
 want javac default-jdk-headless
+# release.yml's rollout step (run by the rehearsal) uses jq, as GitHub's runners have it.
+want jq jq
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs="$need_pkgs ca-certificates"
 if [ -n "$need_pkgs" ]; then
 	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
