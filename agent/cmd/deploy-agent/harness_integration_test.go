@@ -225,6 +225,79 @@ func tail(s string, n int) string {
 
 func (h *host) upstreamPath() string { return filepath.Join(h.stateDir, "nginx", "upstream.conf") }
 
+// holdPath is the agent's step-hold file (DEPLOY_AGENT_TEST_HOLD_FILE): while it names a step, a
+// deploy that reaches that step waits there.
+func (h *host) holdPath() string { return filepath.Join(h.dir, "hold") }
+
+// holdAt makes the next deploy wait at step until the returned release is called.
+func (h *host) holdAt(step string) (release func()) {
+	h.t.Helper()
+	if err := os.WriteFile(h.holdPath(), []byte(step), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	return func() {
+		if err := os.Remove(h.holdPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// waitUpstream polls the upstream file until ok accepts it and returns it.
+func (h *host) waitUpstream(ok func([]byte) bool) []byte {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var b []byte
+	for time.Now().Before(deadline) {
+		b, _ = os.ReadFile(h.upstreamPath())
+		if ok(b) {
+			return b
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("upstream file never became what was wanted; last:\n%s", b)
+	return nil
+}
+
+// logCount counts the agent log's lines that contain s.
+func (h *host) logCount(s string) int {
+	b, _ := os.ReadFile(filepath.Join(h.dir, "agent.log"))
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog polls the agent log until at least n lines contain s.
+func (h *host) waitLog(s string, n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.logCount(s) < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("agent log: fewer than %d lines with %q within 30s", n, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStep polls status until deploy id is in progress at step.
+func (h *host) waitStep(id, step string) {
+	h.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last *deploy.Deploying
+	for time.Now().Before(deadline) {
+		st := h.status()
+		if d := st.Deploying; d != nil && d.ID == id && d.Step == step {
+			return
+		}
+		last = st.Deploying
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("deploy %s never reached step %s (last in progress: %+v)", id, step, last)
+}
+
 // writeNginxConf writes a minimal nginx config that proxies everything to upstream chat, the way
 // the site config does.
 func (h *host) writeNginxConf() {
@@ -308,7 +381,7 @@ func (h *host) startAgent(crashAt string) {
 	h.agentLog = f
 	cmd := exec.Command(agentBin, "--config", h.config, "run")
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "DEPLOY_AGENT_TEST_CRASH_AT="+crashAt)
+	cmd.Env = append(os.Environ(), "DEPLOY_AGENT_TEST_CRASH_AT="+crashAt, "DEPLOY_AGENT_TEST_HOLD_FILE="+h.holdPath())
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}

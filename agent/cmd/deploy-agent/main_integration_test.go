@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -140,25 +141,42 @@ func TestHostMode(t *testing.T) {
 	}
 	assertServing(t, h, "blue")
 
-	// A second deploy while one runs: exit 3 naming the running one.
+	// A second deploy while one runs: exit 3 naming the running one and its step. The first is
+	// held at its health step, so it is certainly still running when the second comes.
+	release := h.holdAt(deploy.StepHealth)
 	qOut, _, code := h.cli("deploy", "--image", imgFail, "--wait=false")
 	if code != 0 {
 		t.Fatalf("deploy --wait=false: exit %d", code)
 	}
 	id := strings.Fields(qOut)[len(strings.Fields(qOut))-1]
-	time.Sleep(500 * time.Millisecond)
-	if _, errOut, code := h.cli("deploy", "--image", imgV2); code != 3 || !strings.Contains(errOut, id) {
-		t.Errorf("concurrent deploy: exit %d %q, want 3 naming %s", code, errOut, id)
+	h.waitStep(id, deploy.StepHealth)
+	if _, errOut, code := h.cli("deploy", "--image", imgV2); code != 3 || !strings.Contains(errOut, id) || !strings.Contains(errOut, "at step "+deploy.StepHealth) {
+		t.Errorf("concurrent deploy: exit %d %q, want 3 naming %s at step %s", code, errOut, id, deploy.StepHealth)
 	}
-	waitResult(t, h, id)
+	release()
+	if r := waitResult(t, h, id); r.Exit != 1 || r.Result != state.Failed {
+		t.Errorf("held failing deploy: %s exit %d, want %s exit 1", r.Result, r.Exit, state.Failed)
+	}
 
 	// A broken template: the live reload refuses it (nginx untouched) and a deploy exits 1.
+	// First the live reload must be seen alive: a harmless edit of the template reaches the
+	// upstream file. Otherwise "the upstream did not change" would also hold with a dead reload.
 	good, _ := os.ReadFile(h.template)
+	mark := "# live reload " + runID
+	if err := os.WriteFile(h.template, append(bytes.Clone(good), mark+"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	upstreamBefore = h.waitUpstream(func(b []byte) bool { return bytes.Contains(b, []byte(mark)) })
+	if !bytes.Contains(upstreamBefore, []byte(fmt.Sprintf("127.0.0.1:%d", h.bluePort))) {
+		t.Fatalf("live reload of the template changed the served color:\n%s", upstreamBefore)
+	}
+	const refusedMsg = "nginx keeps its current upstream"
+	refusals := h.logCount(refusedMsg)
 	broken := strings.Replace(string(good), "keepalive 32;", "keepalive 32; bogus_directive on;", 1)
 	if err := os.WriteFile(h.template, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the agent notices, renders, nginx -t fails, the old file stays
+	h.waitLog(refusedMsg, refusals+1) // the agent noticed, rendered, nginx -t failed
 	if b, _ := os.ReadFile(h.upstreamPath()); !bytes.Equal(b, upstreamBefore) {
 		t.Errorf("broken template reached the upstream file:\n%s", b)
 	}
@@ -259,17 +277,24 @@ func TestContainerMode(t *testing.T) {
 }
 
 // TestCrashAtEachStepConverges SIGKILLs the agent as each step starts (the documented test hook
-// DEPLOY_AGENT_TEST_CRASH_AT), starts it again, and checks that the host serves exactly one
-// healthy color and that status tells the truth.
+// DEPLOY_AGENT_TEST_CRASH_AT), starts it again, and checks which release serves and what the
+// deploy's recorded result is. A crash before nginx was switched (validate … switch) undoes the
+// deploy: the old release serves, the result is failed (rolled_back once the switch had begun).
+// A crash after the switch (verify, drain, record) finds the new color served and healthy, so the
+// deploy is finished: the new release serves and the result is succeeded.
 func TestCrashAtEachStepConverges(t *testing.T) {
 	h := newHost(t, hostOpts{mode: "host"})
 	h.startAgent("")
 	h.startNginx()
 	h.mustDeploy(imgV1)
 	h.stopAgent()
-	images := []string{imgV2, imgV1}
-	for i, step := range deploy.Steps {
-		image := images[i%2]
+	forward := map[string]bool{deploy.StepVerify: true, deploy.StepDrain: true, deploy.StepRecord: true}
+	servingImage, servingColor := imgV1, "blue"
+	for _, step := range deploy.Steps {
+		image := imgV2
+		if servingImage == imgV2 {
+			image = imgV1
+		}
 		h.startAgent(step)
 		out, errOut, code := h.cli("deploy", "--image", image, "--wait=false")
 		if code != 0 {
@@ -282,14 +307,57 @@ func TestCrashAtEachStepConverges(t *testing.T) {
 			t.Fatalf("%s: the agent did not crash", step)
 		}
 		h.agent = nil
+		if p, err := (state.Store{Dir: h.stateDir}).LoadProgress(); err != nil || p == nil || p.ID != id || p.Step != step {
+			t.Fatalf("%s: progress after the crash = %+v (%v), want deploy %s at step %s", step, p, err, id, step)
+		}
 		h.startAgent("")
 		r := waitResult(t, h, id)
-		st := h.status()
-		if st.Active == nil || !st.Active.Healthy || st.Deploying != nil {
-			t.Fatalf("%s: status after restart: active %+v deploying %+v", step, st.Active, st.Deploying)
+
+		wantResult, wantExit, wantImage, wantColor := state.Failed, 1, servingImage, servingColor
+		switch {
+		case forward[step]:
+			wantResult, wantExit, wantImage, wantColor = state.Succeeded, 0, image, otherColor(servingColor)
+		case step == deploy.StepSwitch:
+			wantResult = state.RolledBack
 		}
-		assertServing(t, h, st.Active.Color)
+		if r.Result != wantResult || r.Exit != wantExit {
+			t.Errorf("crash at %s: result %s exit %d (%s), want %s exit %d", step, r.Result, r.Exit, r.Message, wantResult, wantExit)
+		}
+		if recs := h.history(); len(recs) == 0 || recs[0].ID != id || recs[0].Result != wantResult ||
+			recs[0].Steps[len(recs[0].Steps)-1].Name != deploy.StepReconcile {
+			t.Errorf("crash at %s: newest journal record %+v, want %s with result %s ending in step %s", step, recs[0], id, wantResult, deploy.StepReconcile)
+		}
+		st := h.status()
+		if st.Active == nil || st.Active.Image != wantImage || st.Active.Color != wantColor {
+			t.Fatalf("crash at %s: active %+v, want %s in %s", step, st.Active, wantImage, wantColor)
+		}
+		assertServing(t, h, wantColor)
 		t.Logf("crash at %-8s → %s (exit %d), serving %s %s", step, r.Result, r.Exit, st.Active.Color, st.Active.Image)
+		servingImage, servingColor = wantImage, wantColor
 		h.stopAgent()
+	}
+}
+
+func otherColor(c string) string {
+	if c == "blue" {
+		return "green"
+	}
+	return "blue"
+}
+
+// TestValidateFreshHost runs `validate` on a host where `run` never ran: the upstream file nginx
+// includes does not exist yet. The real nginx -t must pass with the placeholder standing in, and
+// validate must leave no file behind.
+func TestValidateFreshHost(t *testing.T) {
+	h := newHost(t, hostOpts{mode: "host"})
+	out, errOut, code := h.cli("validate")
+	if code != 0 || !strings.Contains(out, "ok   nginx config test") {
+		t.Fatalf("validate on a fresh host: exit %d\n%s%s\nwant 0 with the nginx config test passing", code, out, errOut)
+	}
+	if _, err := os.Stat(h.upstreamPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("validate left %s behind (%v); it must change nothing", h.upstreamPath(), err)
+	}
+	if _, err := os.Stat(h.stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("validate left the state dir %s behind (%v)", h.stateDir, err)
 	}
 }

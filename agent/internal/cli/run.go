@@ -17,9 +17,12 @@ func runDaemon(ctx context.Context, env Env, args []string) int {
 		return exitcode.BadInput
 	}
 	log := newLogger(env).With("version", env.Version)
-	dm := &daemon.Daemon{ConfigPath: *configPath, Log: log, CrashAt: env.Getenv("DEPLOY_AGENT_TEST_CRASH_AT")}
+	dm := &daemon.Daemon{ConfigPath: *configPath, Log: log, CrashAt: env.Getenv("DEPLOY_AGENT_TEST_CRASH_AT"), HoldFile: env.Getenv("DEPLOY_AGENT_TEST_HOLD_FILE")}
 	if dm.CrashAt != "" {
 		log.Warn("crash test hook armed: the agent will SIGKILL itself at this step", "step", dm.CrashAt)
+	}
+	if dm.HoldFile != "" {
+		log.Warn("hold test hook armed: a deploy waits at the step this file names while it exists", "file", dm.HoldFile)
 	}
 	if err := dm.Run(ctx); err != nil {
 		log.Error("deploy agent stopped", "err", err)

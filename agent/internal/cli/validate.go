@@ -39,7 +39,7 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 	}
 	log := newLogger(env)
 	render := daemon.Renderer(&cfg, log)
-	_, err = render(nginx.Site{App: cfg.App.Name})
+	placeholder, err := render(nginx.Site{App: cfg.App.Name})
 	check("render upstream placeholder", err)
 	_, err = render(nginx.Site{App: cfg.App.Name, Color: "blue", Release: "validate", Servers: []string{fmt.Sprintf("127.0.0.1:%d", cfg.Port("blue"))}})
 	check("render upstream for a release", err)
@@ -69,8 +69,9 @@ func runValidate(ctx context.Context, env Env, args []string) int {
 		}
 		check("nginx container "+cfg.Proxy.Container, err)
 	}
-	// The whole nginx config as it is installed now (it includes proxy.output).
-	check("nginx config test", daemon.NewProxy(&cfg, dc, log).Test(ctx))
+	// The whole nginx config as it is installed now (it includes proxy.output; on a fresh host,
+	// before `run` wrote that file, the placeholder stands in for it during the test).
+	check("nginx config test", daemon.NewProxy(&cfg, dc, log).TestInstalled(ctx, placeholder))
 	for _, k := range cfg.LoopbackEnv() {
 		fmt.Fprintf(env.Stdout, "warn app.env.%s names a loopback address: inside the chat container that is the container itself; put Redis and the colors on one network instead: app.network: mywebchat and redis://mywebchat-redis:6379/0 (deploy/install.sh does)\n", k)
 	}

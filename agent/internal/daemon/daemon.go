@@ -39,6 +39,8 @@ type Daemon struct {
 	Log        *slog.Logger
 	// CrashAt is the crash-test hook passed to the deployer (see deploy.Deployer.CrashAt).
 	CrashAt string
+	// HoldFile is the step-hold test hook passed to the deployer (see deploy.Deployer.HoldFile).
+	HoldFile string
 }
 
 // Run serves until ctx is done. A deploy in flight when ctx ends is finished if nginx already
@@ -101,7 +103,7 @@ func connectEngine(ctx context.Context, log *slog.Logger) (*docker.Client, error
 func (dm *Daemon) newServer(cfg config.Config, q queue.Queue, dc *docker.Client) *server {
 	s := &server{log: dm.Log, q: q, dc: dc, cfgPath: dm.ConfigPath, cfg: cfg, renamed: make(chan string, 1)}
 	s.d = NewDeployer(&s.cfg, dc, dm.Log)
-	s.d.CrashAt = dm.CrashAt
+	s.d.CrashAt, s.d.HoldFile = dm.CrashAt, dm.HoldFile
 	return s
 }
 
@@ -356,7 +358,7 @@ func (s *server) reload(ctx context.Context) {
 	old := s.cfg
 	s.cfg = cfg
 	nd := NewDeployer(&s.cfg, s.dc, s.log)
-	nd.CrashAt = s.d.CrashAt
+	nd.CrashAt, nd.HoldFile = s.d.CrashAt, s.d.HoldFile
 	*s.d = *nd
 	if old.Proxy.Template != cfg.Proxy.Template {
 		s.watchConfig()

@@ -127,6 +127,11 @@ type Deployer struct {
 	// (after journaling it). Only the crash-recovery integration test sets it
 	// (env DEPLOY_AGENT_TEST_CRASH_AT); empty means never.
 	CrashAt string
+	// HoldFile, when set, makes a deploy wait as a step starts (after journaling it) for as long
+	// as that file exists and holds the step's name, so a test can act while a deploy is known
+	// to be at a given step. Only integration tests set it (env DEPLOY_AGENT_TEST_HOLD_FILE);
+	// empty means never.
+	HoldFile string
 }
 
 func (d *Deployer) probe(ctx context.Context, url string, timeout time.Duration) (int, []byte, error) {
@@ -195,7 +200,31 @@ func (r *run) step(name, detail string) error {
 	if r.d.CrashAt == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
+	r.hold(name)
 	return nil
+}
+
+// holdPoll is how often a held deploy looks at the hold file again.
+const holdPoll = 20 * time.Millisecond
+
+// hold waits while the test hold file names step; stopping the agent ends the wait.
+func (r *run) hold(step string) {
+	if r.d.HoldFile == "" {
+		return
+	}
+	for {
+		b, err := os.ReadFile(r.d.HoldFile)
+		if err != nil || strings.TrimSpace(string(b)) != step {
+			return
+		}
+		select {
+		case <-r.abort:
+			return
+		case <-r.ctx.Done():
+			return
+		case <-time.After(holdPoll):
+		}
+	}
 }
 
 func (r *run) aborted() bool {

@@ -230,3 +230,78 @@ func (ch *Change) Restore(ctx context.Context) error {
 	}
 	return nil
 }
+
+// TestInstalled runs the config test on the host as it is. On a fresh host the upstream file
+// does not exist until `deploy-agent run` writes it, and nginx -t would fail on the missing
+// include; then placeholder stands in for it during the test and is taken away afterwards (with
+// any folder made for it), so the answer is whether nginx will load once the agent has written
+// its file, and the host is left as it was. The stand-in starts with a comment line, so an agent
+// that starts meanwhile sees other bytes than its own and replaces the file; a replaced file is
+// left alone.
+func (c *Controller) TestInstalled(ctx context.Context, placeholder []byte) error {
+	cur, err := c.Current()
+	if err != nil {
+		return err
+	}
+	if cur != nil {
+		return c.Test(ctx)
+	}
+	made, err := mkdirAllRecorded(filepath.Dir(c.Output))
+	defer removeEmpty(made)
+	if err != nil {
+		return fmt.Errorf("upstream folder: %w", err)
+	}
+	f, err := os.OpenFile(c.Output, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return c.Test(ctx) // written meanwhile: test the real file
+	}
+	if err != nil {
+		return fmt.Errorf("upstream stand-in: %w", err)
+	}
+	content := append([]byte("# deploy-agent validate: a stand-in while nothing wrote this file yet; removed after the test\n"), placeholder...)
+	_, werr := f.Write(content)
+	ours, serr := f.Stat()
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	defer func() {
+		if now, err := os.Stat(c.Output); err == nil && serr == nil && os.SameFile(ours, now) {
+			_ = os.Remove(c.Output)
+		}
+	}()
+	if werr != nil {
+		return fmt.Errorf("upstream stand-in: %w", werr)
+	}
+	return c.Test(ctx)
+}
+
+// mkdirAllRecorded is os.MkdirAll that returns the folders it made, outermost first.
+func mkdirAllRecorded(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	var made []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return made, err
+		}
+		made = append(made, missing[i])
+	}
+	return made, nil
+}
+
+// removeEmpty removes the folders mkdirAllRecorded made, innermost first, where still empty.
+func removeEmpty(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = os.Remove(made[i])
+	}
+}
