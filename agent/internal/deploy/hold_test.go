@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
 // TestHoldFileHoldsAtTheNamedStep: while the hold file names a step, a deploy that reaches it
@@ -14,7 +16,7 @@ import (
 func TestHoldFileHoldsAtTheNamedStep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		w.deploy(KindDeploy, "example.com/team/chat:v1")
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
 		hold := filepath.Join(t.TempDir(), "hold")
 		if err := os.WriteFile(hold, []byte(StepSwitch+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -22,7 +24,7 @@ func TestHoldFileHoldsAtTheNamedStep(t *testing.T) {
 		w.d.HoldFile = hold
 		done := make(chan Outcome, 1)
 		go func() {
-			done <- w.d.Deploy(context.Background(), nil, Request{ID: "20261123T050000Z-dddddddd", Kind: KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{})
+			done <- w.d.Deploy(context.Background(), nil, Request{ID: "20261123T050000Z-dddddddd", Kind: state.KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{})
 		}()
 		// The health gate takes a few (fake) seconds; then the deploy must stay at the switch
 		// for as long as the file names it, here a minute.
