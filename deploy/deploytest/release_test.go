@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,32 +35,25 @@ const (
 const simulatedDeploy = `echo "mywebchat: deploying $FAKESSM_PARAM_ImageRef on $FAKESSM_INSTANCE_ID"; ` +
 	`touch "$FAKESSM_INSTANCE_ID.ran"; sleep "${DELAY:-0}"; echo "mywebchat: deploy-agent exit code ${EXIT:-0}"; exit "${EXIT:-0}"`
 
-var (
-	fakeOnce sync.Once
-	fakeBin  string
-	fakeErr  error
-)
+// fakeBin is the folder holding the fake aws CLI, built once by TestMain.
+var fakeBin string
 
-// buildFake builds the fake aws CLI once per test binary, into a folder
-// removed when the process ends (the OS temp dir is the fallback cleaner).
-func buildFake(t *testing.T) string {
-	t.Helper()
-	fakeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "deploytest-fakeaws-")
-		if err != nil {
-			fakeErr = err
-			return
-		}
-		fakeBin = dir
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "aws"), "../../test/rehearsal/fakeaws").CombinedOutput()
-		if err != nil {
-			fakeErr = fmt.Errorf("build fake aws: %w\n%s", err, out)
-		}
-	})
-	if fakeErr != nil {
-		t.Fatal(fakeErr)
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "deploytest-fakeaws-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return fakeBin
+	fakeBin = dir
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "aws"), "../../test/rehearsal/fakeaws").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build the fake aws CLI: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // rollout is one run of the rollout step against a fresh fake AWS.
@@ -75,9 +67,9 @@ type rollout struct {
 
 func newRollout(t *testing.T) *rollout {
 	t.Helper()
-	buildFake(t)
 	r := &rollout{t: t, state: t.TempDir(), work: t.TempDir(), nginx: nginxRef,
 		vars: map[string]any{"DEPLOY_POLL_SECONDS": "0.1"}}
+	t.Cleanup(r.stopCommands)
 	b, err := os.ReadFile("../ssm-deploy.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +82,33 @@ func newRollout(t *testing.T) *rollout {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// stopCommands cancels whatever the fake still runs when a test ends (a
+// failed test may leave a simulated deploy sleeping) and waits until every
+// command is over, so no runner outlives the test's folders.
+func (r *rollout) stopCommands() {
+	aws := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(fakeBin, "aws"), args...)
+		cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := aws("ssm", "list-commands", "--query", "Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
+		if err != nil || out == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Errorf("commands still running after the test: %s", out)
+			return
+		}
+		for _, id := range strings.Fields(out) {
+			aws("ssm", "cancel-command", "--command-id", id)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // instance is the fake's registry entry (test/rehearsal/fakeaws doc comment).

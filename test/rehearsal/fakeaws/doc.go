@@ -4,10 +4,15 @@
 // semantics the AWS documentation gives, against stand-in hosts instead of
 // EC2 instances. Nothing reaches AWS.
 //
-// Build: go build -o BIN/aws ./test/rehearsal/fakeaws. Every call is a
-// short process; all state lives in the directory named by FAKEAWS_STATE_DIR
-// (required). send-command returns at once and a detached runner (the same
-// binary, started in its own session) delivers and runs the invocations.
+// Build: CGO_ENABLED=0 go build -o BIN/aws ./test/rehearsal/fakeaws. Every
+// call is a short process; all state lives in the directory named by
+// FAKEAWS_STATE_DIR (required). send-command returns at once and a detached
+// runner (the same binary, started in its own session) delivers and runs the
+// invocations. The binary is static, so a stand-in host can run it too: copy
+// it in as /usr/local/bin/aws and bind-mount the state directory at the same
+// path, and the host's own calls (install.sh's get-parameter, create-tags)
+// see the same state as the workflow's (all writes are atomic renames, and
+// read-modify-writes hold an flock).
 //
 // # Operations
 //

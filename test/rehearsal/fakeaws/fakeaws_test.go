@@ -41,7 +41,30 @@ type fake struct {
 
 func newFake(t *testing.T) *fake {
 	t.Helper()
-	return &fake{t: t, dir: t.TempDir()}
+	f := &fake{t: t, dir: t.TempDir()}
+	t.Cleanup(f.stopCommands)
+	return f
+}
+
+// stopCommands cancels what a failed test may have left running and waits
+// until every command is over, so no runner outlives the test's folder.
+func (f *fake) stopCommands() {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _, code := f.call("ssm", "list-commands", "--query",
+			"Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
+		if code != 0 || strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Errorf("commands still running after the test: %s", out)
+			return
+		}
+		for _, id := range strings.Fields(out) {
+			f.call("ssm", "cancel-command", "--command-id", id)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // call runs the fake CLI and returns stdout, stderr and the exit code.
