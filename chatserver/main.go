@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,7 +20,7 @@ import (
 )
 
 func main() {
-	healthcheck := flag.Bool("healthcheck", false, "probe /healthz of the server on CHAT_ADDR's port and exit 0 when healthy")
+	healthcheck := flag.Bool("healthcheck", false, "probe /healthz of the server (on CHAT_SOCKET when set, else CHAT_ADDR's port) and exit 0 when healthy")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg, err := server.FromEnv(os.Getenv)
@@ -28,7 +29,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *healthcheck {
-		os.Exit(probe(cfg.HealthURL()))
+		os.Exit(probe(cfg))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -38,8 +39,17 @@ func main() {
 	}
 }
 
-func probe(url string) int {
-	c := &http.Client{Timeout: 3 * time.Second}
+func probe(cfg server.Config) int {
+	url := cfg.HealthURL()
+	tr := &http.Transport{}
+	if cfg.SocketPath != "" {
+		url = "http://chat/healthz"
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", cfg.SocketPath)
+		}
+	}
+	c := &http.Client{Timeout: 3 * time.Second, Transport: tr}
 	resp, err := c.Get(url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)

@@ -186,11 +186,13 @@ EOF
 		if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/"; then
 			die "something else already listens on 127.0.0.1:$port; stop it or set DEMO_PORT"
 		fi
+		install -d -m 0711 "$state/sockets"
 		docker run -d --name "$nginx_name" --network host --restart unless-stopped \
 			--read-only --tmpfs /tmp --tmpfs /run \
 			--cap-drop ALL --cap-add CHOWN --cap-add SETUID --cap-add SETGID --cap-add NET_BIND_SERVICE \
 			--security-opt no-new-privileges \
 			-v "$state/nginx:/var/lib/deploy-agent/nginx:ro" \
+			-v "$state/sockets:$state/sockets:ro" \
 			-v "$demo/listen.conf:/etc/nginx/mywebchat/listen.conf:ro" \
 			--label mywebchat.demo=1 \
 			"$nginx_tag" >/dev/null

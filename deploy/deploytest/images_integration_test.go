@@ -182,7 +182,18 @@ func TestImages(t *testing.T) {
 		defer cancel()
 		docker(ctx, "rm", "-f", appName)
 	})
+	// The data path as the agent lays it out: a socket folder (0711, owned by
+	// the image's user) mounted at /sockets in the color and at its own path
+	// in nginx, which reaches the color through unix:<folder>/blue.sock.
+	sockDir := filepath.Join(t.TempDir(), "sockets")
+	if err := os.Mkdir(sockDir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sockDir, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"run", "-d", "--name", appName, "-p", "127.0.0.1::8080",
+		"-v", sockDir + ":/sockets", "-e", "CHAT_SOCKET=/sockets/blue.sock",
 		"-e", "APP_COLOR=blue", "-e", "APP_VERSION=" + version}, appHardening...)
 	mustDocker(t, append(args, appTag)...)
 	hostPort := mustDocker(t, "port", appName, "8080/tcp")
@@ -222,8 +233,9 @@ func TestImages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeUpstream(t, "127.0.0.1:"+appPort)
+	writeUpstream(t, "unix:"+sockDir+"/blue.sock")
 	upMount := upDir + ":/var/lib/deploy-agent/nginx:ro"
+	sockMount := sockDir + ":" + sockDir + ":ro"
 
 	t.Run("nginx -t with the agent's upstream file", func(t *testing.T) {
 		args := append([]string{"run", "--rm", "-v", upMount}, nginxHardening...)
@@ -296,7 +308,7 @@ func TestImages(t *testing.T) {
 		docker(ctx, "rm", "-f", nginxName)
 	})
 	args = append([]string{"run", "-d", "--name", nginxName, "--network", "host",
-		"-v", upMount, "-v", listenConf + ":/etc/nginx/mywebchat/listen.conf:ro"}, nginxHardening...)
+		"-v", upMount, "-v", sockMount, "-v", listenConf + ":/etc/nginx/mywebchat/listen.conf:ro"}, nginxHardening...)
 	mustDocker(t, append(args, nginxTag)...)
 	reload := func(t *testing.T) {
 		t.Helper()

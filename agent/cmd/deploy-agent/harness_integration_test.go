@@ -437,10 +437,16 @@ func (h *host) stopAgent() {
 func (h *host) startNginx() {
 	h.t.Helper()
 	if h.mode == "container" {
+		// The data path: the colors' sockets under <state_dir>/sockets, as the host's unit mounts them.
+		sockets := filepath.Join(h.stateDir, "sockets")
+		if err := os.MkdirAll(sockets, 0o711); err != nil {
+			h.t.Fatal(err)
+		}
 		out, err := exec.Command("docker", "run", "-d", "--name", h.nginxName, "--network", "host",
 			"--label", "agent-it.app="+h.app, // so cleanup finds it
 			"-v", filepath.Dir(h.nginxConf)+":"+filepath.Dir(h.nginxConf)+":ro",
 			"-v", filepath.Dir(h.upstreamPath())+":"+filepath.Dir(h.upstreamPath())+":ro",
+			"-v", sockets+":"+sockets+":ro",
 			"mywebchat/debian-base:local", "nginx", "-g", "daemon off;", "-c", h.nginxConf).CombinedOutput()
 		if err != nil {
 			h.t.Fatalf("start nginx container: %v: %s", err, out)

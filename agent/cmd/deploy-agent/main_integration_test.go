@@ -259,6 +259,10 @@ func TestContainerMode(t *testing.T) {
 	h.startNginx()
 	h.mustDeploy(imgV1)
 	assertServing(t, h, "blue")
+	// Container mode's data path is the colors' unix sockets, not their ports.
+	if up, err := os.ReadFile(h.upstreamPath()); err != nil || !strings.Contains(string(up), "server unix:"+filepath.Join(h.stateDir, "sockets")) {
+		t.Fatalf("upstream file (%v):\n%s\nwant a unix: server under the state dir's sockets folder", err, up)
+	}
 	l := h.startLoad()
 	time.Sleep(300 * time.Millisecond)
 	h.mustDeploy(imgV2)

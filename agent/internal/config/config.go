@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,7 +61,19 @@ type App struct {
 	// deploy when missing), so they reach services on it by container name, such as
 	// redis://mywebchat-redis:6379/0, without anything published on the host. Empty: the default bridge.
 	Network string `yaml:"network"`
+	// SocketDir is the host folder of the data path between nginx and the colors: each color
+	// serves on <socket_dir>/<color>.sock, so a live connection can move to the next color.
+	// Empty means <state_dir>/sockets/<app.name> in container mode (the nginx container mounts
+	// <state_dir>/sockets) and TCP on the colors' ports in host mode, whose workers may not
+	// traverse state_dir; "none" keeps TCP in either mode. See EffectiveSocketDir.
+	SocketDir string `yaml:"socket_dir"`
 }
+
+// SocketDirNone is the app.socket_dir value that keeps the TCP data path.
+const SocketDirNone = "none"
+
+// maxSocketPath is the longest unix socket path the kernel accepts (sun_path, 108 bytes with NUL).
+const maxSocketPath = 107
 
 // Color is one slot's host port.
 type Color struct {
@@ -373,6 +386,7 @@ func (c *Config) problems() []string {
 		l.add("state_dir: must be an absolute path, got %q", c.StateDir)
 	}
 	c.App.problems(&l)
+	c.socketProblems(&l)
 	c.App.Health.problems(&l)
 	c.Proxy.problems(&l)
 	if c.Registry.AuthFile != "" && !strings.HasPrefix(c.Registry.AuthFile, "/") {
@@ -419,6 +433,22 @@ func (a *App) problems(l *problemList) {
 	}
 }
 
+func (c *Config) socketProblems(l *problemList) {
+	switch sd := c.App.SocketDir; {
+	case sd == "" || sd == SocketDirNone:
+	case !strings.HasPrefix(sd, "/") || filepath.Clean(sd) != sd || strings.ContainsAny(sd, socketDirUnsafe):
+		l.add("app.socket_dir: %q must be a clean absolute path without spaces or quotes, or %q", sd, SocketDirNone)
+		return
+	}
+	if dir := c.EffectiveSocketDir(); dir != "" && len(c.SocketPath("green")) > maxSocketPath {
+		if c.App.SocketDir == "" {
+			l.add("state_dir: %q is too long for the colors' socket paths (%d bytes at most); set app.socket_dir to a shorter folder, or %q", c.StateDir, maxSocketPath, SocketDirNone)
+		} else {
+			l.add("app.socket_dir: %q is too long for the colors' socket paths (%d bytes at most)", c.App.SocketDir, maxSocketPath)
+		}
+	}
+}
+
 // minMemoryBytes is the smallest memory limit the Docker engine accepts.
 const minMemoryBytes = 6 << 20
 
@@ -447,7 +477,7 @@ func envProblems(env map[string]string, l *problemList) {
 		if strings.ContainsAny(v, "\x00\n") {
 			l.add("app.env.%s: value contains a newline or NUL", k)
 		}
-		if k == "APP_COLOR" || k == "APP_VERSION" || k == "CHAT_HANDOVER_DIR" {
+		if k == "APP_COLOR" || k == "APP_VERSION" || k == "CHAT_HANDOVER_DIR" || k == "CHAT_SOCKET" {
 			l.add("app.env.%s: set by the agent, cannot be configured", k)
 		}
 	}
@@ -496,6 +526,44 @@ func (p *Proxy) problems(l *problemList) {
 	if u, err := url.Parse(p.CheckURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.add("proxy.check_url: %q must be an http(s) URL", p.CheckURL)
 	}
+}
+
+// socketDirUnsafe are characters that must not reach the nginx upstream file through a socket path.
+const socketDirUnsafe = "\n\r;{}#'\"`\\ \t$:"
+
+// EffectiveSocketDir is the folder of the colors' unix sockets, or "" when the data path is TCP
+// on the colors' ports (see App.SocketDir).
+func (c *Config) EffectiveSocketDir() string {
+	switch c.App.SocketDir {
+	case SocketDirNone:
+		return ""
+	case "":
+		if c.Proxy.Mode != "container" {
+			return ""
+		}
+		return filepath.Join(c.StateDir, "sockets", c.App.Name)
+	default:
+		return c.App.SocketDir
+	}
+}
+
+// SocketPath is the unix socket color serves on, or "" when the data path is TCP.
+func (c *Config) SocketPath(color string) string {
+	dir := c.EffectiveSocketDir()
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, color+".sock")
+}
+
+// ColorOfSocket returns the color serving on the socket at path, or "".
+func (c *Config) ColorOfSocket(path string) string {
+	for _, name := range Colors {
+		if p := c.SocketPath(name); p != "" && p == path {
+			return name
+		}
+	}
+	return ""
 }
 
 // Port returns the host port of color, or 0 for an unknown color.

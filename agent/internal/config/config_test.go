@@ -62,6 +62,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad check url", base + "proxy: {check_url: 'ftp://x'}\n", []string{"check_url"}},
 		{"host mode without commands", base + "proxy: {mode: host, test_command: []}\n", []string{"test_command"}},
 		{"empty", "", []string{"empty"}},
+		{"relative socket dir", base + "  socket_dir: run/chat\n", []string{"line 3: app.socket_dir: "}},
+		{"socket dir with a space", base + "  socket_dir: \"/run/my chat\"\n", []string{"app.socket_dir: ", "without spaces"}},
+		{"socket dir too long", base + "  socket_dir: /" + strings.Repeat("d", 100) + "\n", []string{"app.socket_dir: ", "too long"}},
+		{"state dir too long for sockets", "state_dir: /" + strings.Repeat("s", 90) + "\n" + base, []string{"state_dir: ", "set app.socket_dir"}},
+		{"reserved socket env", base + "  env: {CHAT_SOCKET: /x.sock}\n", []string{"set by the agent"}},
 		// Every error names the key and its line (docs/config.md: validate on a bad config).
 		{"bad duration names key", base + "  drain_timeout: soon\n", []string{"line 3: app.drain_timeout: "}},
 		{"bad flow duration names key", base + "  health: {path: /healthz, interval: fast}\n", []string{"line 3: app.health.interval: "}},
@@ -165,5 +170,47 @@ func TestValidateChangesNothing(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate after normalize = %v", err)
+	}
+}
+
+// TestSocketDir: the data path's folder is derived from state_dir in container mode (the
+// example config), TCP in host mode unless a folder is named, and "none" keeps TCP.
+func TestSocketDir(t *testing.T) {
+	base := "state_dir: /var/lib/deploy-agent\napp:\n  repository: example.com/a/b\n"
+	tests := []struct {
+		name, yaml, wantDir string
+	}{
+		{"container mode derives it", base, "/var/lib/deploy-agent/sockets/mywebchat"},
+		{"host mode keeps tcp", base + "proxy: {mode: host}\n", ""},
+		{"host mode with a folder", base + "  socket_dir: /run/mywebchat\nproxy: {mode: host}\n", "/run/mywebchat"},
+		{"none", base + "  socket_dir: none\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.EffectiveSocketDir(); got != tt.wantDir {
+				t.Fatalf("EffectiveSocketDir() = %q, want %q", got, tt.wantDir)
+			}
+			if tt.wantDir == "" {
+				if c.SocketPath("blue") != "" || c.ColorOfSocket("/x/blue.sock") != "" {
+					t.Fatalf("TCP data path has socket paths")
+				}
+				return
+			}
+			green := filepath.Join(tt.wantDir, "green.sock")
+			if c.SocketPath("green") != green || c.ColorOfSocket(green) != "green" || c.ColorOfSocket(tt.wantDir+"/red.sock") != "" {
+				t.Fatalf("SocketPath(green) = %q, ColorOfSocket = %q", c.SocketPath("green"), c.ColorOfSocket(green))
+			}
+		})
+	}
+	ex, err := Load(exampleConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.EffectiveSocketDir() != "/var/lib/deploy-agent/sockets/mywebchat" {
+		t.Errorf("example config's socket folder = %q", ex.EffectiveSocketDir())
 	}
 }

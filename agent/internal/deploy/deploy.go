@@ -383,8 +383,10 @@ func (r *run) prepare(id string) error {
 			return err
 		}
 	}
-	r.handover, err = handoverDir(cfg.StateDir, cfg.App.Name, r.img.User, r.d.log())
-	return err
+	if r.handover, err = handoverDir(cfg.StateDir, cfg.App.Name, r.img.User, r.d.log()); err != nil {
+		return err
+	}
+	return socketDir(cfg, r.img.User, r.d.log())
 }
 
 // start is step 4: create (unless reused) and start the idle color's container.
@@ -393,7 +395,7 @@ func (r *run) start() error {
 		return ErrAborted
 	}
 	rel := r.rel
-	if err := r.step(StepStart, rel.Container+" on 127.0.0.1:"+strconv.Itoa(rel.Port)); err != nil {
+	if err := r.step(StepStart, rel.Container+" on "+backend(&r.cfg, rel)); err != nil {
 		return err
 	}
 	if r.reusedID != "" {
@@ -421,7 +423,7 @@ func (r *run) health() error {
 	if err := r.step(StepHealth, fmt.Sprintf("%d consecutive 200s on %s within %s", h.HealthyAfter, h.Path, h.StartTimeout.D())); err != nil {
 		return err
 	}
-	return r.d.healthGate(r.ctx, r.abort, &r.cfg, r.newID, r.rel.Port)
+	return r.d.healthGate(r.ctx, r.abort, &r.cfg, r.newID, r.rel)
 }
 
 // switchProxy is step 6: render the upstream for the new color, test the whole nginx config,
@@ -430,7 +432,7 @@ func (r *run) switchProxy() error {
 	if r.aborted() {
 		return ErrAborted
 	}
-	if err := r.step(StepSwitch, "upstream → 127.0.0.1:"+strconv.Itoa(r.rel.Port)); err != nil {
+	if err := r.step(StepSwitch, "upstream → "+backend(&r.cfg, r.rel)); err != nil {
 		return err
 	}
 	content, err := r.d.Render(siteFor(&r.cfg, r.rel))
@@ -614,5 +616,23 @@ func siteFor(cfg *config.Config, rel *state.Release) nginx.Site {
 	if rel == nil {
 		return nginx.Site{App: cfg.App.Name}
 	}
-	return nginx.Site{App: cfg.App.Name, Color: rel.Color, Release: rel.ID, Servers: []string{"127.0.0.1:" + strconv.Itoa(rel.Port)}}
+	return nginx.Site{App: cfg.App.Name, Color: rel.Color, Release: rel.ID, Servers: []string{backend(cfg, rel)}}
+}
+
+// backend is where nginx reaches rel: its unix socket, or its port on the loopback when the
+// data path is TCP (app.socket_dir).
+func backend(cfg *config.Config, rel *state.Release) string {
+	if sock := cfg.SocketPath(rel.Color); sock != "" {
+		return "unix:" + sock
+	}
+	return "127.0.0.1:" + strconv.Itoa(rel.Port)
+}
+
+// healthURL is what health checks probe for rel: through its socket when there is one, so the
+// gate checks the path nginx will use (see HTTPProbe for the unix: form).
+func healthURL(cfg *config.Config, rel *state.Release) string {
+	if sock := cfg.SocketPath(rel.Color); sock != "" {
+		return "unix:" + sock + ":" + cfg.App.Health.Path
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(rel.Port) + cfg.App.Health.Path
 }

@@ -351,3 +351,47 @@ func TestEnvFileLayering(t *testing.T) {
 		}
 	})
 }
+// TestDeployOverSockets: with a socket folder the colors serve on <folder>/<color>.sock (mounted at
+// /sockets, named by CHAT_SOCKET), the health gate probes through the socket, nginx's upstream
+// names the socket, and a restarted agent that lost state.json finds the served color by it.
+func TestDeployOverSockets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorldWith(t, "  socket_dir: {{dir}}/sockets/chat")
+		dir := w.cfg.StateDir + "/sockets/chat"
+		var probed []string
+		w.d.Probe = func(ctx context.Context, u string, timeout time.Duration) (int, []byte, error) {
+			probed = append(probed, u)
+			return w.probe(ctx, u, timeout)
+		}
+		w.eng.unhealthy = false
+		for _, img := range []string{"example.com/team/chat:v1", "example.com/team/chat:v2"} {
+			if o := w.deploy(state.KindDeploy, img); o.Exit != 0 {
+				t.Fatalf("deploy %s = %+v", img, o)
+			}
+		}
+		spec := w.eng.creates[1]
+		if !slices.Contains(spec.Env, "CHAT_SOCKET=/sockets/green.sock") || spec.Binds[dir] != "/sockets" {
+			t.Errorf("green's spec: env %v binds %v; want CHAT_SOCKET=/sockets/green.sock and %s mounted at /sockets", spec.Env, spec.Binds, dir)
+		}
+		if got := nginx.ServedSockets([]byte(w.upstream())); len(got) != 1 || got[0] != dir+"/green.sock" {
+			t.Errorf("upstream serves %q, want %s/green.sock:\n%s", got, dir, w.upstream())
+		}
+		if ports := nginx.ServedPorts([]byte(w.upstream())); len(ports) != 0 {
+			t.Errorf("upstream also names ports %v", ports)
+		}
+		if !slices.Contains(probed, "unix:"+dir+"/green.sock:/healthz") || slices.Contains(probed, "http://127.0.0.1:8082/healthz") {
+			t.Errorf("health probes %q: want green's socket, not its port", probed)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("socket folder %v %v, want mode 0711", fi, err)
+		}
+
+		os.Remove(w.cfg.StateDir + "/state.json")
+		if err := w.d.Reconcile(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := w.state(); st.Active == nil || st.Active.Color != "green" {
+			t.Errorf("state after adopting by socket = %+v, want green", st.Active)
+		}
+	})
+}

@@ -219,7 +219,10 @@ type world struct {
 	outcomes    []Outcome
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, "") }
+
+// newWorldWith is newWorld with extra lines in the app section of the config.
+func newWorldWith(t *testing.T, appExtra string) *world {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
@@ -233,11 +236,12 @@ app:
   drain_timeout: 5s
   verify: 2s
   keep_releases: 2
+%s
 proxy:
   mode: host
   output: %s/nginx/upstream.conf
   check_url: http://127.0.0.1:80/healthz
-`, dir, dir)))
+`, dir, strings.ReplaceAll(appExtra, "{{dir}}", dir), dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,18 +271,26 @@ proxy:
 func (w *world) probe(_ context.Context, raw string, _ time.Duration) (int, []byte, error) {
 	u, _ := url.Parse(raw)
 	port, _ := strconv.Atoi(u.Port())
+	color := w.cfg.ColorOfPort(port)
+	if rest, ok := strings.CutPrefix(raw, "unix:"); ok {
+		sock, _, _ := strings.Cut(rest, ".sock:")
+		color = w.cfg.ColorOfSocket(sock + ".sock")
+	}
 	if raw == w.cfg.Proxy.CheckURL {
 		if w.verifyColor != "" {
 			return 200, []byte(`{"status":"ok","color":"` + w.verifyColor + `"}`), nil
 		}
 		b, _ := os.ReadFile(w.cfg.Proxy.Output)
-		ports := nginx.ServedPorts(b)
-		if len(ports) == 0 {
+		ports, socks := nginx.ServedPorts(b), nginx.ServedSockets(b)
+		switch {
+		case len(socks) > 0:
+			color = w.cfg.ColorOfSocket(socks[0])
+		case len(ports) > 0:
+			color = w.cfg.ColorOfPort(ports[0])
+		default:
 			return 502, nil, nil
 		}
-		port = ports[0]
 	}
-	color := w.cfg.ColorOfPort(port)
 	w.eng.mu.Lock()
 	c := w.eng.containers[w.cfg.ContainerName(color)]
 	w.eng.mu.Unlock()

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
+	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
 
 // logReader quotes a failed container's last log lines.
@@ -16,11 +16,12 @@ type logReader interface {
 	Logs(ctx context.Context, id string, lines int) (string, error)
 }
 
-// healthGate waits for healthy_after consecutive 200s from the container on 127.0.0.1:port within
-// start_timeout. A container that exits fails at once. The error quotes the container's log tail.
-func (d *Deployer) healthGate(ctx context.Context, abort <-chan struct{}, cfg *config.Config, id string, port int) error {
+// healthGate waits for healthy_after consecutive 200s from rel's container (on its socket, or
+// 127.0.0.1:port) within start_timeout. A container that exits fails at once. The error quotes
+// the container's log tail.
+func (d *Deployer) healthGate(ctx context.Context, abort <-chan struct{}, cfg *config.Config, id string, rel *state.Release) error {
 	h := cfg.App.Health
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + h.Path
+	url := healthURL(cfg, rel)
 	deadline := time.Now().Add(h.StartTimeout.D())
 	streak, last := 0, "no answer yet"
 	for {
@@ -113,11 +114,11 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 	}
 }
 
-// probeHealthy reports whether the container on port answers 200 on the health path, trying a few
+// probeHealthy reports whether rel's container answers 200 on the health path, trying a few
 // times so one slow answer does not count as dead.
-func (d *Deployer) probeHealthy(ctx context.Context, cfg *config.Config, port int) bool {
+func (d *Deployer) probeHealthy(ctx context.Context, cfg *config.Config, rel *state.Release) bool {
 	h := cfg.App.Health
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + h.Path
+	url := healthURL(cfg, rel)
 	for i := range 3 {
 		if code, _, err := d.probe(ctx, url, h.Timeout.D()); err == nil && code == 200 {
 			return true

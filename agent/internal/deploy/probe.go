@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -14,16 +16,30 @@ const maxProbeBody = 4 << 10
 
 // HTTPProbe GETs url with timeout and returns the status code and body; it never follows redirects
 // (a redirect is not health) and keeps no connections (each probe sees the current backend).
+// A url of the form unix:/path/to/x.sock:/healthz GETs /healthz over that unix socket.
 func HTTPProbe(ctx context.Context, url string, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
+	if rest, ok := strings.CutPrefix(url, "unix:"); ok {
+		i := strings.LastIndex(rest, ".sock:")
+		if i < 0 {
+			return 0, nil, fmt.Errorf("probe %q: want unix:/path.sock:/path", url)
+		}
+		sock := rest[:i+len(".sock")]
+		url = "http://localhost" + rest[i+len(".sock:"):]
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Close = true
 	c := &http.Client{
-		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	resp, err := c.Do(req)

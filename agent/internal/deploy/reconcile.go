@@ -167,7 +167,7 @@ func (d *Deployer) ensureRunning(ctx context.Context, cfg *config.Config, rel *s
 		if err != nil {
 			return err
 		}
-		return d.healthGate(ctx, nil, cfg, id, rel.Port)
+		return d.healthGate(ctx, nil, cfg, id, rel)
 	case err != nil:
 		return err
 	case !c.Running:
@@ -175,9 +175,9 @@ func (d *Deployer) ensureRunning(ctx context.Context, cfg *config.Config, rel *s
 		if err := d.Engine.StartContainer(ctx, c.ID); err != nil {
 			return err
 		}
-		return d.healthGate(ctx, nil, cfg, c.ID, rel.Port)
+		return d.healthGate(ctx, nil, cfg, c.ID, rel)
 	}
-	if !d.probeHealthy(ctx, cfg, rel.Port) {
+	if !d.probeHealthy(ctx, cfg, rel) {
 		return fmt.Errorf("%s does not answer 200 on %s", rel.Container, cfg.App.Health.Path)
 	}
 	return nil
@@ -191,6 +191,9 @@ func (d *Deployer) recreate(ctx context.Context, cfg *config.Config, rel *state.
 	}
 	handover, err := handoverDir(cfg.StateDir, cfg.App.Name, img.User, d.log())
 	if err != nil {
+		return "", err
+	}
+	if err := socketDir(cfg, img.User, d.log()); err != nil {
 		return "", err
 	}
 	version := shortDigest(rel.Digest)

@@ -35,6 +35,11 @@ func (r *run) spec(rel *state.Release, version, handover string) (docker.Spec, e
 	env["APP_COLOR"] = rel.Color
 	env["APP_VERSION"] = version
 	env["CHAT_HANDOVER_DIR"] = handoverTarget
+	binds := map[string]string{handover: handoverTarget}
+	if dir := cfg.EffectiveSocketDir(); dir != "" {
+		env["CHAT_SOCKET"] = socketsTarget + "/" + rel.Color + ".sock"
+		binds[dir] = socketsTarget
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -54,7 +59,7 @@ func (r *run) spec(rel *state.Release, version, handover string) (docker.Spec, e
 		HostPort:      rel.Port,
 		ContainerPort: cfg.App.ContainerPort,
 		MemoryBytes:   cfg.App.MemoryBytes,
-		Binds:         map[string]string{handover: handoverTarget},
+		Binds:         binds,
 		StopTimeout:   cfg.App.DrainTimeout.D(),
 		Network:       cfg.App.Network,
 	}, nil

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/mywebchat/mywebchat/agent/internal/config"
@@ -88,7 +87,7 @@ func (s *StatusReader) releaseStatus(ctx context.Context, r *state.Release) *Rel
 				probe = HTTPProbe
 			}
 			h := s.Cfg.App.Health
-			code, _, perr := probe(ctx, "http://127.0.0.1:"+strconv.Itoa(r.Port)+h.Path, h.Timeout.D())
+			code, _, perr := probe(ctx, healthURL(s.Cfg, r), h.Timeout.D())
 			rs.Healthy = perr == nil && code == 200
 		}
 	}
@@ -97,6 +96,11 @@ func (s *StatusReader) releaseStatus(ctx context.Context, r *state.Release) *Rel
 
 // servedColor is the color the upstream file cur points at, or "" (the placeholder, or no file).
 func servedColor(cfg *config.Config, cur []byte) string {
+	for _, sock := range nginx.ServedSockets(cur) {
+		if c := cfg.ColorOfSocket(sock); c != "" {
+			return c
+		}
+	}
 	for _, port := range nginx.ServedPorts(cur) {
 		if c := cfg.ColorOfPort(port); c != "" {
 			return c

@@ -40,7 +40,7 @@ type Site struct {
 	Color string
 	// Release is the deploy id of the served release; empty for the placeholder.
 	Release string
-	// Servers are host:port addresses of the backends; none means the placeholder.
+	// Servers are the backends, host:port or unix:/absolute/path.sock; none means the placeholder.
 	Servers []string
 }
 
@@ -54,7 +54,11 @@ func checkValue(field, v string) error {
 	return nil
 }
 
-var serverRE = regexp.MustCompile(`^(127\.0\.0\.1|\[::1\]|[a-z0-9.-]+):([0-9]{1,5})$`)
+var (
+	serverRE = regexp.MustCompile(`^(127\.0\.0\.1|\[::1\]|[a-z0-9.-]+):([0-9]{1,5})$`)
+	// socketServerRE is a unix socket backend: an absolute path of plain characters ending in .sock.
+	socketServerRE = regexp.MustCompile(`^unix:(/[A-Za-z0-9._/-]+\.sock)$`)
+)
 
 // Validate checks every value of s before it is rendered.
 func (s Site) Validate() error {
@@ -70,9 +74,15 @@ func (s Site) Validate() error {
 		if err := checkValue("server", srv); err != nil {
 			return err
 		}
+		if socketServerRE.MatchString(srv) {
+			if strings.Contains(srv, "/../") || strings.HasSuffix(srv, "/..") {
+				return fmt.Errorf("%w: server %q is not a clean path", ErrInvalidSite, srv)
+			}
+			continue
+		}
 		m := serverRE.FindStringSubmatch(srv)
 		if m == nil {
-			return fmt.Errorf("%w: server %q is not host:port", ErrInvalidSite, srv)
+			return fmt.Errorf("%w: server %q is not host:port or unix:/path.sock", ErrInvalidSite, srv)
 		}
 		if p, _ := strconv.Atoi(m[2]); p < 1 || p > 65535 {
 			return fmt.Errorf("%w: server %q has no valid port", ErrInvalidSite, srv)
@@ -120,6 +130,17 @@ func ServedPorts(content []byte) []int {
 		ports = append(ports, p)
 	}
 	return ports
+}
+
+var upstreamSocketRE = regexp.MustCompile(`(?m)^\s*server\s+unix:(/[A-Za-z0-9._/-]+\.sock)\b`)
+
+// ServedSockets returns the unix socket paths an upstream file sends traffic to.
+func ServedSockets(content []byte) []string {
+	var paths []string
+	for _, m := range upstreamSocketRE.FindAllSubmatch(content, -1) {
+		paths = append(paths, string(m[1]))
+	}
+	return paths
 }
 
 // Controller owns the upstream file and tells nginx about it.

@@ -25,6 +25,7 @@ func TestRenderGolden(t *testing.T) {
 		{"placeholder", Site{App: "mywebchat"}},
 		{"blue", Site{App: "mywebchat", Color: "blue", Release: "20261123T050000Z-abcd", Servers: []string{"127.0.0.1:8081"}}},
 		{"green", Site{App: "mywebchat", Color: "green", Release: "r2", Servers: []string{"127.0.0.1:8082"}}},
+		{"blue-socket", Site{App: "mywebchat", Color: "blue", Release: "r3", Servers: []string{"unix:/var/lib/deploy-agent/sockets/mywebchat/blue.sock"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +73,24 @@ func TestRenderRejectsUnsafeValues(t *testing.T) {
 	}
 	if _, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x", Servers: []string{"127.0.0.1:99999"}}); !errors.Is(err, ErrInvalidSite) {
 		t.Errorf("port 99999 accepted: %v", err)
+	}
+	for _, srv := range []string{"unix:relative.sock", "unix:/a/b", "unix:/a/../b.sock", "unix:/a b.sock", "unix:/a;b.sock", "unix:/a.sock;"} {
+		if _, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x", Servers: []string{srv}}); !errors.Is(err, ErrInvalidSite) {
+			t.Errorf("server %q accepted: %v", srv, err)
+		}
+	}
+}
+
+func TestServedSockets(t *testing.T) {
+	b, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x", Color: "green", Servers: []string{"unix:/s/x/green.sock"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ServedSockets(b); len(got) != 1 || got[0] != "/s/x/green.sock" {
+		t.Errorf("ServedSockets = %q, want [/s/x/green.sock]", got)
+	}
+	if got := ServedPorts(b); len(got) != 0 {
+		t.Errorf("ServedPorts of a socket upstream = %v, want none", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,11 @@ type Config struct {
 	StaticDir      string        // CHAT_STATIC_DIR; empty = no page served
 	DrainTimeout   time.Duration // CHAT_DRAIN_TIMEOUT, default 10s
 	HandoverDir    string        // CHAT_HANDOVER_DIR; empty = no handover
-	Color          string        // APP_COLOR
-	Version        string        // APP_VERSION
+	// SocketPath is CHAT_SOCKET: a unix socket to serve on as well as Addr,
+	// the data path from nginx (the deploy agent sets it); empty = TCP only.
+	SocketPath string
+	Color      string // APP_COLOR
+	Version    string // APP_VERSION
 }
 
 // FromEnv reads and validates the configuration; getenv is os.Getenv in main.
@@ -37,6 +41,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		RedisURL:     getenv("CHAT_REDIS_URL"),
 		StaticDir:    getenv("CHAT_STATIC_DIR"),
 		HandoverDir:  getenv("CHAT_HANDOVER_DIR"),
+		SocketPath:   getenv("CHAT_SOCKET"),
 		Color:        getenv("APP_COLOR"),
 		Version:      getenv("APP_VERSION"),
 	}
@@ -45,6 +50,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("%w: CHAT_ADDR %q: %w", ErrConfig, v, err)
 		}
 		c.Addr = v
+	}
+	if p := c.SocketPath; p != "" {
+		// sun_path holds 108 bytes with the terminating NUL.
+		if !filepath.IsAbs(p) || len(p) > maxSocketPath || filepath.Clean(p) != p {
+			return c, fmt.Errorf("%w: CHAT_SOCKET %q: want a clean absolute path of at most %d bytes", ErrConfig, p, maxSocketPath)
+		}
 	}
 	if v := getenv("CHAT_ALLOWED_ORIGINS"); v != "" {
 		for o := range strings.SplitSeq(v, ",") {
@@ -69,6 +80,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// maxSocketPath is the longest unix socket path the kernel accepts.
+const maxSocketPath = 107
 
 // HealthURL is the /healthz URL on the loopback for the -healthcheck flag.
 func (c Config) HealthURL() string {

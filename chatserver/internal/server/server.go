@@ -110,6 +110,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	var uln *net.UnixListener
+	if cfg.SocketPath != "" {
+		if uln, err = listenUnix(cfg.SocketPath); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	if opt.Listening != nil {
 		opt.Listening(ln.Addr())
 	}
@@ -120,9 +127,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("chat server listening", "addr", ln.Addr().String(), "color", cfg.Color, "version", cfg.Version,
+	if uln != nil {
+		go func() { serveErr <- srv.Serve(uln) }()
+	}
+	log.Info("chat server listening", "addr", ln.Addr().String(), "socket", cfg.SocketPath, "color", cfg.Color, "version", cfg.Version,
 		"rooms", rooms)
 
 	select {

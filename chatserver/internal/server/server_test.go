@@ -35,6 +35,9 @@ func TestFromEnv(t *testing.T) {
 		{"history below replay", map[string]string{"CHAT_HISTORY": "10"}, true, nil},
 		{"bad drain", map[string]string{"CHAT_DRAIN_TIMEOUT": "-1s"}, true, nil},
 		{"bad addr", map[string]string{"CHAT_ADDR": "8080"}, true, nil},
+		{"socket", map[string]string{"CHAT_SOCKET": "/sockets/blue.sock"}, false, func(c Config) bool { return c.SocketPath == "/sockets/blue.sock" }},
+		{"relative socket", map[string]string{"CHAT_SOCKET": "blue.sock"}, true, nil},
+		{"socket path too long", map[string]string{"CHAT_SOCKET": "/" + strings.Repeat("s", 120)}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

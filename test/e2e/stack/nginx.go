@@ -19,6 +19,10 @@ type Nginx struct {
 	Image       string
 	Port        int
 	UpstreamDir string // host folder holding upstream.conf
+	// SocketDir is the host folder holding the colors' unix sockets (the
+	// agent's <state_dir>/sockets), mounted read-only at its own path as the
+	// host's nginx unit does; empty: none.
+	SocketDir string
 	// ListenFrom is a listen file to take the site's server settings from,
 	// e.g. nginx-templates/listen-behind-lb.conf; its listen directives give
 	// way to Port on 127.0.0.1. Empty: just the listen directive.
@@ -73,14 +77,22 @@ func (n *Nginx) Start(ctx context.Context) error {
 		}
 	}
 	RemoveContainers(n.Name)
-	if _, err := Docker(ctx, "run", "-d", "--name", n.Name, "--network", "host",
+	args := []string{"run", "-d", "--name", n.Name, "--network", "host",
 		"--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
 		"--label", "mywebchat.e2e=nginx",
-		"-v", listen+":/etc/nginx/mywebchat/listen.conf:ro",
-		"-v", n.UpstreamDir+":/var/lib/deploy-agent/nginx:ro",
-		"-v", n.UpstreamDir+":"+n.UpstreamDir+":ro",
-		"-v", n.HostDir()+":/etc/nginx/mywebchat/host:ro",
-		n.Image); err != nil {
+		"-v", listen + ":/etc/nginx/mywebchat/listen.conf:ro",
+		"-v", n.UpstreamDir + ":/var/lib/deploy-agent/nginx:ro",
+		"-v", n.UpstreamDir + ":" + n.UpstreamDir + ":ro",
+		"-v", n.HostDir() + ":/etc/nginx/mywebchat/host:ro"}
+	if n.SocketDir != "" {
+		// Created before the agent runs, so the mount is this folder and
+		// not one the engine would make.
+		if err := os.MkdirAll(n.SocketDir, 0o711); err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
+		args = append(args, "-v", n.SocketDir+":"+n.SocketDir+":ro")
+	}
+	if _, err := Docker(ctx, append(args, n.Image)...); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
 	return WaitReady(ctx, fmt.Sprintf("nginx %s on port %d", n.Name, n.Port), n.Name, 20*time.Second, func(ctx context.Context) error {

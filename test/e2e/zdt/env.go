@@ -293,6 +293,8 @@ func (e *Env) agent(ctx context.Context, short, listenFrom string, tune func(*st
 	}
 	n, err := e.nginx(ctx, short, func(n *stack.Nginx) error {
 		n.ListenFrom = listenFrom
+		// The agent's data path: <state_dir>/sockets (stack.Agent.StateDir).
+		n.SocketDir = filepath.Join(e.Dir, short, "agent", "state", "sockets")
 		return nil
 	})
 	if err != nil {
