@@ -351,6 +351,7 @@ func TestEnvFileLayering(t *testing.T) {
 		}
 	})
 }
+
 // TestDeployOverSockets: with a socket folder the colors serve on <folder>/<color>.sock (mounted at
 // /sockets, named by CHAT_SOCKET), the health gate probes through the socket, nginx's upstream
 // names the socket, and a restarted agent that lost state.json finds the served color by it.
