@@ -113,11 +113,11 @@ function start() {
       status: showStatus,
       welcome: (w) => {
         epoch = String(w.epoch ?? '');
-        const dot = $('dot');
-        dot.dataset.color = String(w.color ?? '');
-        dot.title = `connected · ${w.color ?? ''} ${w.version ?? ''}`.trim();
+        serving(w);
         if (w.resume !== 'ok') log.setAttribute('aria-busy', 'true');
       },
+      // A deploy moved the socket to the new color: only the dot's tooltip knows.
+      moved: serving,
       // The log stays busy (not announced) while a history replay arrives.
       resumed: () => log.setAttribute('aria-busy', 'false'),
       msg: (m, { own, replay }) => {
@@ -181,6 +181,14 @@ function placeBySeq(li) {
   const want = after ? after.nextElementSibling : log.firstElementChild;
   if (want === li) return;
   log.insertBefore(li, want);
+}
+
+// serving records which color serves the socket (welcome, or a move's go) on
+// the status dot, for its tooltip and for tests; nothing visible changes.
+function serving({ color, version }) {
+  const dot = $('dot');
+  dot.dataset.color = String(color ?? '');
+  dot.title = `connected · ${color ?? ''} ${version ?? ''}`.trim();
 }
 
 let everOnline = false;

@@ -1,6 +1,7 @@
 // client.js is the page's side of the chat protocol (docs/protocol.md): one
-// WebSocket at a time, hello/resume, the outbox resent after `resumed`, and the
-// reconnect rules. The socket constructor, timers and randomness are passed in,
+// WebSocket at a time, hello/resume, the outbox resent after `resumed`, the
+// reconnect rules, and the move of a live connection to a new color (v1.1:
+// hold, held, go). The socket constructor, timers and randomness are passed in,
 // so the whole life cycle (including a server swap) is unit-tested in Node.
 
 import {
@@ -19,6 +20,13 @@ export const MAX_FRAME_BYTES = 2048;
 // A socket that has not opened by then is given up and retried, so a stuck
 // proxy connection cannot leave the page waiting forever.
 export const CONNECT_TIMEOUT_MS = 10000;
+// Capabilities offered in hello: "move" lets a deploy hand this very socket to
+// the new color instead of closing it.
+export const CAPS = Object.freeze(['move']);
+// A move whose `go` has not come by then is given up: the socket is dropped
+// and resumed like any lost one. The server promises `go` within 1 s and
+// otherwise closes with 1012 itself; this only guards against a stuck peer.
+export const MOVE_TIMEOUT_MS = 5000;
 
 const OPEN = 1;
 
@@ -33,6 +41,8 @@ const OPEN = 1;
  *   ack(cid, seq)      one of ours was accepted
  *   failed(cid, code)  one of ours was refused for good (too_long, bad_request)
  *   presence(n)        people online in the room
+ *   moved(go)          the socket now belongs to another color ({color, version});
+ *                      nothing else changes, so nothing needs showing
  *   error(frame)       an error frame without a cid
  * deps: {url, name, sid, storage, outboxKey, WebSocket, timers, random, crypto}.
  */
@@ -57,6 +67,7 @@ export class ChatClient {
     this.unsent = new Set(this.outbox.pending().map((m) => m.cid));
     this.ws = null;
     this.ready = false; // true between `resumed` and the socket's close
+    this.held = false; // between `hold` and `go`: sends wait in the outbox
     this.attempt = 0; // abnormal closes in a row, for the backoff
     this.status = 'connecting';
     this.stopped = false;
@@ -64,6 +75,7 @@ export class ChatClient {
     this.connectTimer = null;
     this.hintTimer = null;
     this.flushTimer = null;
+    this.moveTimer = null;
     this.sockets = 0; // sockets opened, for tests and the page's diagnostics
   }
 
@@ -77,7 +89,7 @@ export class ChatClient {
   /** stop closes the connection for good (page unload, room change). */
   stop() {
     this.stopped = true;
-    for (const t of ['retryTimer', 'connectTimer', 'hintTimer', 'flushTimer']) this.clear(t);
+    for (const t of ['retryTimer', 'connectTimer', 'hintTimer', 'flushTimer', 'moveTimer']) this.clear(t);
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -163,7 +175,7 @@ export class ChatClient {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.clear('connectTimer');
-      this.write(ws, { t: 'hello', name: this.name, sid: this.sid, ...this.room.helloFields() });
+      this.write(ws, { t: 'hello', name: this.name, sid: this.sid, caps: [...CAPS], ...this.room.helloFields() });
     };
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -211,6 +223,12 @@ export class ChatClient {
       case 'error':
         this.error(f);
         break;
+      case 'hold':
+        this.hold();
+        break;
+      case 'go':
+        this.go(f);
+        break;
       default:
       // Unknown frame types are ignored, as the protocol asks of both sides.
     }
@@ -225,6 +243,42 @@ export class ChatClient {
     if (cid && this.seen.has(cid)) return; // already shown (a reset replay)
     if (cid) this.seen.add(cid);
     this.on.msg?.(m, { own: cid !== '' && this.mine.has(cid), replay: !this.ready });
+  }
+
+  /**
+   * hold answers the server's `hold` with `held` at once; until `go` no data
+   * frame leaves (flush waits) and sends queue in the outbox. The browser
+   * keeps answering pings by itself.
+   */
+  hold() {
+    const ws = this.ws;
+    if (!ws || this.held) return;
+    this.held = true;
+    this.write(ws, { t: 'held' });
+    this.clear('moveTimer');
+    this.moveTimer = this.timers.setTimeout(() => {
+      this.moveTimer = null;
+      if (this.ws !== ws || !this.held) return;
+      try {
+        ws.close();
+      } catch {
+        // already closing
+      }
+      this.closed(ws, 1006, '');
+    }, MOVE_TIMEOUT_MS);
+  }
+
+  /**
+   * go: the same socket now belongs to the new color. The room's position
+   * runs on (no welcome, no resumed), and what was queued meanwhile goes out
+   * in order.
+   */
+  go(f) {
+    if (!this.held) return;
+    this.held = false;
+    this.clear('moveTimer');
+    this.on.moved?.({ color: String(f.color ?? ''), version: String(f.version ?? '') });
+    this.flush();
   }
 
   acked(cid, seq) {
@@ -258,7 +312,7 @@ export class ChatClient {
 
   /** flush sends, oldest first, the queued messages not yet sent on this socket. */
   flush() {
-    if (!this.ready || !this.ws || this.flushTimer !== null) return;
+    if (!this.ready || this.held || !this.ws || this.flushTimer !== null) return;
     for (const m of this.outbox.pending()) {
       if (!this.unsent.has(m.cid)) continue;
       if (!this.write(this.ws, this.sendFrame(m))) return;
@@ -280,8 +334,10 @@ export class ChatClient {
     if (ws !== null && this.ws !== ws) return; // an old socket, already replaced
     this.clear('connectTimer');
     this.clear('flushTimer');
+    this.clear('moveTimer');
     this.ws = null;
     this.ready = false;
+    this.held = false;
     for (const m of this.outbox.pending()) this.unsent.add(m.cid);
     if (this.stopped) return;
     const plan = reconnectPlan(code, reason, this.attempt, this.random);

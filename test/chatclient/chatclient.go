@@ -4,7 +4,9 @@
 // `resumed`, applies a msg only when its seq is above the last applied one,
 // records everything it receives, and reconnects as the protocol's client
 // rules say (retry_ms after 1012/1013/1001, jittered backoff after abnormal
-// closes, never after 1008).
+// closes, never after 1008). With Config.Move it also lets a deploy move its
+// live connection to the new color (protocol v1.1): it answers `hold` with
+// `held`, writes no data frame until `go`, and then sends what it queued.
 package chatclient
 
 import (
@@ -33,6 +35,10 @@ const (
 	readWait = 70 * time.Second
 	// writeWait bounds one frame write.
 	writeWait = 10 * time.Second
+	// moveWait gives up on a move whose `go` never came: the connection is
+	// dropped and resumed, like any lost connection. The server promises
+	// `go` within 1 s and otherwise closes with 1012 itself.
+	moveWait = 5 * time.Second
 )
 
 // ErrPolicy means the server closed with 1008: reconnecting would not help.
@@ -58,6 +64,18 @@ type Config struct {
 	// Forget, when true, keeps no list of applied messages (load tools with
 	// many clients); LastSeq and OnMsg still work.
 	Forget bool
+	// Move, when true, offers caps:["move"] in hello: a deploy may then move
+	// the live connection to the new color instead of closing it. False is a
+	// client of protocol v1, which the server drains with 1012.
+	Move bool
+}
+
+// Move is one move of the live connection to another color.
+type Move struct {
+	Hold    time.Time // `hold` arrived (and `held` was sent)
+	Go      time.Time // `go` arrived
+	Color   string    // the new color, from `go`
+	Version string
 }
 
 // Msg is an applied msg frame, with the epoch it was applied under.
@@ -100,12 +118,17 @@ type outItem struct {
 	cid  string
 	text string
 	x, y float64
+	// on is the connection it was last written to: after a move's `go`,
+	// what was not written to the (same) connection yet goes out.
+	on *websocket.Conn
 }
 
 // Client is one chat user. Its methods are safe for concurrent use.
 type Client struct {
 	cfg Config
 	log *slog.Logger
+	// moveWait is moveWait; tests shorten it.
+	moveWait time.Duration
 
 	mu         sync.Mutex
 	epoch      string
@@ -121,11 +144,20 @@ type Client struct {
 	online     int
 	conn       *websocket.Conn
 	live       bool // resumed on the current connection: sends go out at once
+	held       bool // between `hold` and `go`: sends wait in the outbox
+	holdAt     time.Time
+	holdTimer  *time.Timer
+	moves      []Move
+	color      string // of the color serving the connection (welcome, then go)
+	version    string
 	nextCID    int
 	changed    chan struct{}
 	waiters    int
 
-	wmu sync.Mutex // serialises frame writes on conn
+	// wmu serialises frame writes on conn; taken before mu. Holding it while
+	// deciding whether a send may go out keeps a send from slipping out
+	// after `held`.
+	wmu sync.Mutex
 }
 
 // New returns a client; call Run to connect.
@@ -140,7 +172,7 @@ func New(cfg Config) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, log: log, acks: make(map[string]uint64), changed: make(chan struct{})}
+	return &Client{cfg: cfg, log: log, moveWait: moveWait, acks: make(map[string]uint64), changed: make(chan struct{})}
 }
 
 func randomID() string {
@@ -226,6 +258,9 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	})
 	c.mu.Lock()
 	hello := map[string]any{"t": "hello", "name": c.cfg.Name, "sid": c.cfg.SID}
+	if c.cfg.Move {
+		hello["caps"] = []string{"move"}
+	}
 	if c.epoch != "" {
 		hello["epoch"] = c.epoch
 		hello["last_seq"] = c.lastSeq
@@ -235,6 +270,7 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	defer func() {
 		c.mu.Lock()
 		c.conn, c.live = nil, false
+		c.endHoldLocked()
 		c.notifyLocked()
 		c.mu.Unlock()
 	}()
@@ -277,12 +313,17 @@ func (c *Client) closed(err error) (time.Duration, error) {
 }
 
 func (c *Client) write(conn *websocket.Conn, v any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(conn, v)
+}
+
+// writeLocked writes one frame; the caller holds wmu.
+func (c *Client) writeLocked(conn *websocket.Conn, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode frame: %w", err)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
 		return fmt.Errorf("write frame: %w", err)
@@ -319,6 +360,7 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 	case "welcome":
 		w := Welcome{Epoch: f.Epoch, Seq: f.Seq, Resume: f.Resume, Color: f.Color, Version: f.Version, Online: f.Online}
 		c.welcomes = append(c.welcomes, w)
+		c.color, c.version = f.Color, f.Version
 		if f.Resume != "ok" || f.Epoch != c.epoch {
 			// A new history: seqs start over for this client.
 			c.epoch, c.lastSeq = f.Epoch, 0
@@ -338,6 +380,20 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 	case "resumed":
 		c.live = true
 		resend = append(resend, c.outbox...)
+	case "go":
+		if !c.held {
+			break
+		}
+		c.endHoldLocked()
+		c.moves = append(c.moves, Move{Hold: c.holdAt, Go: at, Color: f.Color, Version: f.Version})
+		c.color, c.version = f.Color, f.Version
+		// What was queued during the move goes now, oldest first; what was
+		// sent before `hold` is acked by whichever color owns the connection.
+		for _, it := range c.outbox {
+			if it.on != conn {
+				resend = append(resend, it)
+			}
+		}
 	case "ack":
 		c.acks[f.CID] = f.Seq
 		c.dropLocked(f.CID)
@@ -357,6 +413,9 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 	}
 	c.notifyLocked()
 	c.mu.Unlock()
+	if f.T == "hold" && c.cfg.Move {
+		c.hold(conn, at)
+	}
 	if onMsg != nil && c.cfg.OnMsg != nil {
 		c.cfg.OnMsg(*onMsg, at)
 	}
@@ -364,10 +423,68 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 		c.cfg.OnAck(f.CID, f.Seq, at)
 	}
 	for _, it := range resend {
-		if err := c.write(conn, sendFrame(it)); err != nil {
+		if !c.sendNow(conn, it) {
 			return
 		}
 	}
+}
+
+// hold answers `hold`: from the `held` it writes until `go`, no data frame
+// leaves (sendNow checks held under wmu, which hold keeps across both).
+// Pings are still answered: the read loop runs on.
+func (c *Client) hold(conn *websocket.Conn, at time.Time) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if c.conn != conn || c.held {
+		c.mu.Unlock()
+		return
+	}
+	c.held, c.holdAt = true, at
+	c.holdTimer = time.AfterFunc(c.moveWait, func() {
+		c.mu.Lock()
+		stuck := c.conn == conn && c.held && c.holdAt.Equal(at)
+		c.mu.Unlock()
+		if stuck {
+			c.log.Warn("move: no go after hold; reconnecting", "room", c.cfg.Room)
+			_ = conn.Close() // the read loop ends; Run resumes on a new connection
+		}
+	})
+	c.notifyLocked()
+	c.mu.Unlock()
+	if err := c.writeLocked(conn, map[string]string{"t": "held"}); err != nil {
+		c.log.Debug("move: held", "err", err)
+	}
+}
+
+// endHoldLocked leaves the held state (on go, or when the connection ends).
+func (c *Client) endHoldLocked() {
+	c.held = false
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+		c.holdTimer = nil
+	}
+}
+
+// sendNow writes it on conn when conn is current, resumed and not held, and
+// reports whether the connection is still usable for more.
+func (c *Client) sendNow(conn *websocket.Conn, it outItem) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	ok := conn != nil && c.conn == conn && c.live && !c.held
+	if ok {
+		for i := range c.outbox {
+			if c.outbox[i].cid == it.cid {
+				c.outbox[i].on = conn
+			}
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	return c.writeLocked(conn, sendFrame(it)) == nil
 }
 
 // retryLater resends cid on the same connection after d if it is still unacked.
@@ -381,14 +498,13 @@ func (c *Client) retryLater(conn *websocket.Conn, cid string, d time.Duration) {
 				break
 			}
 		}
-		ok := it != nil && c.conn == conn && c.live
 		var item outItem
 		if it != nil {
 			item = *it
 		}
 		c.mu.Unlock()
-		if ok {
-			_ = c.write(conn, sendFrame(item))
+		if it != nil {
+			c.sendNow(conn, item)
 		}
 	})
 }
@@ -412,11 +528,9 @@ func (c *Client) Send(text string, x, y float64) string {
 	c.nextCID++
 	it := outItem{cid: c.cfg.SID + "-" + strconv.Itoa(c.nextCID), text: text, x: x, y: y}
 	c.outbox = append(c.outbox, it)
-	conn, live := c.conn, c.live
+	conn := c.conn
 	c.mu.Unlock()
-	if live && conn != nil {
-		_ = c.write(conn, sendFrame(it))
-	}
+	c.sendNow(conn, it)
 	return it.cid
 }
 
@@ -447,6 +561,13 @@ type Snapshot struct {
 	DialErrors int
 	Online     int
 	Live       bool
+	// Held is true between a move's `hold` and its `go`.
+	Held bool
+	// Moves lists the moves of the live connection, oldest first.
+	Moves []Move
+	// Color and Version are those of the color serving the connection: from
+	// the last welcome, or the last move's `go`.
+	Color, Version string
 }
 
 // Snapshot returns a copy of the client's state.
@@ -462,6 +583,7 @@ func (c *Client) Snapshot() Snapshot {
 		Applied: append([]Msg(nil), c.applied...), Dupes: c.dupes, Outbox: len(c.outbox), Acks: acks,
 		Welcomes: append([]Welcome(nil), c.welcomes...), Closes: append([]Close(nil), c.closes...),
 		Errors: append([]ErrorFrame(nil), c.errs...), DialErrors: c.dialErrors, Online: c.online, Live: c.live,
+		Held: c.held, Moves: append([]Move(nil), c.moves...), Color: c.color, Version: c.version,
 	}
 }
 

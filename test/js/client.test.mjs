@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChatClient, CONNECT_TIMEOUT_MS } from '../../static/js/client.js';
+import { ChatClient, CONNECT_TIMEOUT_MS, MOVE_TIMEOUT_MS } from '../../static/js/client.js';
 import { FakeClock, MemoryStorage, fakeCrypto, fakeSockets, seqRandom } from './fakes.mjs';
 
 // setup builds a client with fake sockets, clock and storage, and records
@@ -30,6 +30,7 @@ function setup({ storage = new MemoryStorage(), random = seqRandom(0.5) } = {}) 
       ack: rec('ack'),
       failed: rec('failed'),
       presence: rec('presence'),
+      moved: rec('moved'),
       error: (f) => events.push(['error', f.code]),
     },
   );
@@ -51,7 +52,7 @@ test('hello carries name and sid, and epoch/last_seq only when resuming', () => 
   assert.equal(made.length, 1);
   assert.equal(made[0].url, 'ws://127.0.0.1:1/ws?room=lobby');
   made[0].open();
-  assert.deepEqual(made[0].sent, [{ t: 'hello', name: 'mina', sid: 'sid1' }]);
+  assert.deepEqual(made[0].sent, [{ t: 'hello', name: 'mina', sid: 'sid1', caps: ['move'] }]);
   made[0].serve({ t: 'welcome', epoch: 'e1', seq: 2, resume: 'reset', online: 1 });
   made[0].serve({ t: 'msg', seq: 1, cid: 'a', from: 'zed', text: 'one', x: 0, y: 0 });
   made[0].serve({ t: 'msg', seq: 2, cid: 'b', from: 'zed', text: 'two', x: 0, y: 0 });
@@ -60,7 +61,7 @@ test('hello carries name and sid, and epoch/last_seq only when resuming', () => 
   clock.advance(100);
   assert.equal(made.length, 2);
   made[1].open();
-  assert.deepEqual(made[1].sent, [{ t: 'hello', name: 'mina', sid: 'sid1', epoch: 'e1', last_seq: 2 }]);
+  assert.deepEqual(made[1].sent, [{ t: 'hello', name: 'mina', sid: 'sid1', caps: ['move'], epoch: 'e1', last_seq: 2 }]);
 });
 
 test('a replayed msg is never shown twice, and replay is flagged', () => {
@@ -304,10 +305,100 @@ test('rename says hello again on a fresh socket and resumes without repeats', ()
   clock.advance(0);
   assert.equal(made.length, 2);
   made[1].open();
-  assert.deepEqual(made[1].sent[0], { t: 'hello', name: 'mina2', sid: 'sid1', epoch: 'e1', last_seq: 1 });
+  assert.deepEqual(made[1].sent[0], { t: 'hello', name: 'mina2', sid: 'sid1', caps: ['move'], epoch: 'e1', last_seq: 1 });
   made[1].serve({ t: 'welcome', epoch: 'e1', seq: 1, resume: 'ok', online: 1 });
   made[1].serve({ t: 'resumed', seq: 1 });
   clock.advance(5000);
   assert.deepEqual(of('msg').map((e) => e[2]), ['one']);
   assert.deepEqual(of('status').map((e) => e[1]), ['online'], 'no hint for a rename');
+});
+
+test('a move: held at once, sends queued until go, then sent in order on the same socket', () => {
+  const storage = new MemoryStorage();
+  const { client, made, clock, of, events } = setup({ storage });
+  client.start();
+  join(made[0], { msgs: [{ seq: 1, cid: 'a', text: 'one' }], seq: 1 });
+  const before = client.send('before', 0.1, 0.1);
+  made[0].serve({ t: 'msg', seq: 2, cid: 'b', from: 'zed', text: 'two', x: 0, y: 0 });
+  made[0].serve({ t: 'hold' });
+  assert.deepEqual(made[0].sent.at(-1), { t: 'held' }, 'held answers hold at once');
+  const sentAtHeld = made[0].sent.length;
+
+  const during = [client.send('during 1', 0.2, 0.2), client.send('during 2', 0.3, 0.3)];
+  // A rate_limited retry falling due while held sends nothing either.
+  made[0].serve({ t: 'error', code: 'rate_limited', cid: before.cid, retry_ms: 100 });
+  clock.advance(100);
+  assert.equal(made[0].sent.length, sentAtHeld, 'no frame between held and go');
+  assert.ok(storage.getItem('ob').includes(during[1].cid), 'queued sends are in the mirrored outbox');
+
+  made[0].serve({ t: 'go', color: 'green', version: 'v2' });
+  assert.deepEqual(
+    made[0].sent.slice(sentAtHeld).map((f) => [f.t, f.cid]),
+    [
+      ['send', before.cid],
+      ['send', during[0].cid],
+      ['send', during[1].cid],
+    ],
+    'queued sends go out in order after go',
+  );
+  // The new color carries on where the old one stopped.
+  made[0].serve({ t: 'msg', seq: 3, cid: before.cid, from: 'mina', text: 'before', x: 0.1, y: 0.1 });
+  made[0].serve({ t: 'msg', seq: 4, cid: 'c', from: 'zed', text: 'four', x: 0, y: 0 });
+  assert.deepEqual(of('msg').map((e) => [e[1], e[3].replay]), [
+    [1, true],
+    [2, false],
+    [3, false],
+    [4, false],
+  ]);
+  assert.equal(client.room.lastSeq, 4);
+  const after = client.send('after', 0.4, 0.4);
+  assert.deepEqual(made[0].sent.at(-1).cid, after.cid, 'sends go straight out after go');
+
+  // Nothing of the move reaches the person: one socket, one welcome, one resumed, status online.
+  assert.equal(made.length, 1);
+  assert.equal(client.sockets, 1);
+  assert.equal(of('welcome').length, 1);
+  assert.equal(of('resumed').length, 1);
+  assert.deepEqual(of('status').map((e) => e[1]), ['online']);
+  assert.deepEqual(of('moved'), [['moved', { color: 'green', version: 'v2' }]]);
+  clock.advance(MOVE_TIMEOUT_MS * 2);
+  assert.equal(made.length, 1, 'a completed move arms no timeout');
+  assert.equal(events.filter((e) => e[0] === 'error').length, 0);
+});
+
+test('a move without go is given up: the socket is dropped and resumed, the queued send goes then', () => {
+  const { client, made, clock, of } = setup({ random: seqRandom(0) });
+  client.start();
+  join(made[0], { seq: 3 });
+  made[0].serve({ t: 'hold' });
+  const queued = client.send('queued', 0.5, 0.5);
+  clock.advance(MOVE_TIMEOUT_MS - 1);
+  assert.equal(made[0].readyState, 1, 'still waiting for go');
+  clock.advance(1);
+  assert.equal(made[0].readyState, 3, 'given up');
+  clock.advance(0);
+  assert.equal(made.length, 2);
+  made[1].open();
+  assert.deepEqual(made[1].sent[0], { t: 'hello', name: 'mina', sid: 'sid1', caps: ['move'], epoch: 'e1', last_seq: 3 });
+  made[1].serve({ t: 'welcome', epoch: 'e1', seq: 3, resume: 'ok', online: 1 });
+  made[1].serve({ t: 'resumed', seq: 3 });
+  assert.deepEqual(made[1].sent.filter((f) => f.t === 'send').map((f) => f.cid), [queued.cid]);
+  assert.equal(of('moved').length, 0);
+});
+
+test('a move cut short by a close falls back to the resume', () => {
+  const { client, made, clock } = setup();
+  client.start();
+  join(made[0], { seq: 1 });
+  made[0].serve({ t: 'hold' });
+  const queued = client.send('queued', 0.5, 0.5);
+  made[0].drop(1012, '{"retry_ms":50}');
+  clock.advance(50);
+  join(made[1], { resume: 'ok', seq: 1 });
+  assert.deepEqual(made[1].sent.filter((f) => f.t === 'send').map((f) => f.cid), [queued.cid]);
+  clock.advance(MOVE_TIMEOUT_MS);
+  assert.equal(made.length, 2, 'the old move timer is gone with its socket');
+  // A stray go (no hold on this socket) changes nothing.
+  made[1].serve({ t: 'go', color: 'x', version: 'y' });
+  assert.equal(client.held, false);
 });

@@ -266,3 +266,26 @@ func TestLingerClock(t *testing.T) {
 		}
 	})
 }
+
+func TestCloseSpread(t *testing.T) {
+	tests := []struct {
+		n     int
+		limit time.Duration
+		want  time.Duration
+	}{
+		{0, 1500 * time.Millisecond, minSpread},
+		{1, 1500 * time.Millisecond, minSpread},
+		{40, 1500 * time.Millisecond, minSpread}, // a small room is back at once
+		{1000, 1500 * time.Millisecond, 300 * time.Millisecond},
+		{5000, 1500 * time.Millisecond, 1500 * time.Millisecond}, // a wave keeps its spread
+		{20000, 1500 * time.Millisecond, 1500 * time.Millisecond},
+		{40, 10 * time.Millisecond, 10 * time.Millisecond}, // the caller's limit wins
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n, "/", tt.limit), func(t *testing.T) {
+			if got := closeSpread(tt.n, tt.limit); got != tt.want {
+				t.Fatalf("closeSpread(%d, %v) = %v, want %v", tt.n, tt.limit, got, tt.want)
+			}
+		})
+	}
+}

@@ -41,10 +41,30 @@ func (h *Hub) unregister(c *client) {
 	h.metrics.Connections.Dec()
 }
 
-// CloseAll closes every connection with 1012 and a retry_ms spread over
-// window, then waits until they are gone or ctx ends.
-func (h *Hub) CloseAll(ctx context.Context, window time.Duration) error {
-	win := max(1, window.Milliseconds())
+// Reconnect spread after a drain (PROTOCOL.md: retry_ms "spread over a short
+// window so clients don't stampede"). The successor absorbs a few thousand
+// reconnects (handshake, hello, resume) per second on a small host, so the
+// window grows with the number of connections closed: a handful of clients
+// are back at once, a wave of thousands still arrives spread out.
+const (
+	// retryFloor is the least retry_ms: the close handshake finishes first.
+	retryFloor = 100 * time.Millisecond
+	// reconnectCost is the window each closed connection adds.
+	reconnectCost = 300 * time.Microsecond
+	// minSpread is the window however few connections close.
+	minSpread = 50 * time.Millisecond
+)
+
+// closeSpread is the window over which n closed connections' retry_ms are
+// spread: reconnectCost each, at least minSpread, at most limit.
+func closeSpread(n int, limit time.Duration) time.Duration {
+	return min(limit, max(minSpread, time.Duration(n)*reconnectCost))
+}
+
+// CloseAll closes every connection with 1012 and a retry_ms of at least
+// retryFloor, spread over a window sized by how many connections it closes
+// (closeSpread, at most limit), then waits until they are gone or ctx ends.
+func (h *Hub) CloseAll(ctx context.Context, limit time.Duration) error {
 	r := &h.conns
 	r.mu.Lock()
 	r.closing = true
@@ -53,8 +73,10 @@ func (h *Hub) CloseAll(ctx context.Context, window time.Duration) error {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()
+	lo := retryFloor.Milliseconds()
+	win := max(1, closeSpread(len(conns), limit).Milliseconds())
 	for _, c := range conns {
-		c.close(CloseServiceRestart, retryReason(100, 100+win))
+		c.close(CloseServiceRestart, retryReason(lo, lo+win))
 	}
 	// Poll rather than WaitGroup.Wait: upgrades may still be finishing
 	// concurrently, and WaitGroup forbids Add during Wait.

@@ -23,8 +23,9 @@ import (
 	"github.com/mywebchat/mywebchat/chatserver/internal/handover"
 )
 
-// closeWindow spreads the clients' reconnects after a drain (docs/protocol.md:
-// "N spread over a short window").
+// closeWindow is the longest spread of the clients' reconnects after a drain
+// (docs/protocol.md: "N spread over a short window"); the hub sizes the window
+// by the number of connections it closes, so only a large wave gets all of it.
 const closeWindow = 1500 * time.Millisecond
 
 // ErrNoRedis means CHAT_REDIS_URL is set but no Redis storage was linked in.
