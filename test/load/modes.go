@@ -237,6 +237,7 @@ func wave(ctx context.Context, o options) error {
 	blueExit := time.Since(began)
 	var mu sync.Mutex
 	var worst time.Duration
+	var tooks, gaps []time.Duration // per client: from SIGTERM, and from its close frame, to resumed
 	resumes := map[string]int{}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -251,11 +252,16 @@ func wave(ctx context.Context, o options) error {
 				failed.Add(1)
 				return
 			}
+			now := time.Now()
 			s := c.Snapshot()
-			took := time.Since(began)
+			took := now.Sub(began)
 			mu.Lock()
 			resumes[s.Welcomes[len(s.Welcomes)-1].Resume]++
 			worst = max(worst, took)
+			tooks = append(tooks, took)
+			if len(s.Closes) > 0 {
+				gaps = append(gaps, now.Sub(s.Closes[len(s.Closes)-1].At))
+			}
 			mu.Unlock()
 		})
 	}
@@ -268,11 +274,22 @@ func wave(ctx context.Context, o options) error {
 		"mode": "wave", "n": o.n, "rooms": o.rooms,
 		"blue_exit_code": code, "blue_exit_s": blueExit.Seconds(),
 		"all_resumed_s": worst.Seconds(), "not_resumed": failed.Load(),
+		"resumed_p50_s": quantile(tooks, 0.50).Seconds(), "resumed_p99_s": quantile(tooks, 0.99).Seconds(),
+		"gap_p50_ms": quantile(gaps, 0.50).Milliseconds(), "gap_p99_ms": quantile(gaps, 0.99).Milliseconds(),
 		"resume_ok": resumes["ok"], "resume_reset": resumes["reset"],
 		"handshake_errors_during_wave": d.handshakeErrors() - errsBefore,
 		"unacked_outbox":               outbox,
 	})
 	return nil
+}
+
+// quantile returns the q-quantile of ds (0 when empty); it sorts ds.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
 
 // perCPU is deliveries per server CPU second, 0 when the CPU time is unknown
