@@ -41,7 +41,7 @@ func (h *Hub) unregister(c *client) {
 	h.metrics.Connections.Dec()
 }
 
-// Reconnect spread after a drain (PROTOCOL.md: retry_ms "spread over a short
+// Reconnect spread after a drain (docs/protocol.md: retry_ms "spread over a short
 // window so clients don't stampede"). The successor absorbs a few thousand
 // reconnects (handshake, hello, resume) per second on a small host, so the
 // window grows with the number of connections closed: a handful of clients
