@@ -96,10 +96,18 @@ func (b *batchConn) flush() error {
 	return err
 }
 
-// hijackWriter hands gorilla's Upgrade a batchConn instead of the raw connection.
+// readBufferSize is each connection's read buffer; frames are at most 2 KiB
+// and small buffers keep idle connections cheap.
+const readBufferSize = 512
+
+// hijackWriter hands gorilla's Upgrade a batchConn instead of the raw
+// connection, and a read buffer of ours (gorilla reads through a hijacked
+// reader it is given when its own ReadBufferSize is 0), so that a move can
+// see which bytes were read from the socket but not consumed.
 type hijackWriter struct {
 	http.ResponseWriter
 	conn *batchConn
+	br   *bufio.Reader
 }
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -112,5 +120,10 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &batchConn{Conn: c}
-	return h.conn, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		// Data before the handshake finished: gorilla refuses it.
+		return h.conn, brw, nil
+	}
+	h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+	return h.conn, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bufio"
 	"errors"
 	"log/slog"
 	"sync"
@@ -38,9 +39,15 @@ const (
 // goroutine started on demand and ending when the queue is empty, so an idle
 // connection costs one goroutine, not two.
 type client struct {
-	hub      *Hub
-	conn     *websocket.Conn
-	bc       *batchConn // conn's transport, for batched writes
+	hub  *Hub
+	conn *websocket.Conn
+	bc   *batchConn // conn's transport, for batched writes
+	// br is conn's read buffer (gorilla reads through it), so a move can
+	// carry the bytes read from the socket but not consumed yet.
+	br *bufio.Reader
+	// movable is true for a connection that came in over a unix socket: only
+	// those can be passed to another process.
+	movable  bool
 	log      *slog.Logger
 	roomName string
 	name     string
@@ -61,7 +68,20 @@ type client struct {
 	closeCode   int
 	closeReason string
 	dead        bool // the connection failed or is closed
+	// frozen holds the writer while the connection is being passed to the
+	// next process: frames queue up but nothing is written.
+	frozen bool
+	// flushed, when set, is closed by the writer once the queue is written
+	// (a move waits for it before passing the connection).
+	flushed chan struct{}
+	// mv is the move in progress, set by Hub.Hold once hold was queued.
+	mv *moveState
+	// joined is set once the client is in its room and may be moved.
+	joined bool
 
+	// pingMu keeps a keepalive ping from being written while the connection
+	// is handed over: ping holds it across its check and write.
+	pingMu sync.Mutex
 	pinger *time.Timer
 }
 
@@ -100,7 +120,7 @@ func (c *client) closeLocked(code int, reason string) {
 }
 
 func (c *client) startWriterLocked() {
-	if c.dead {
+	if c.dead || c.frozen {
 		return
 	}
 	if c.writing {
@@ -138,6 +158,15 @@ func (c *client) writeLoop() {
 		code, reason := c.closeCode, c.closeReason
 		if sendClose {
 			c.closeCode = 0 // sent once
+		}
+		if len(batch) == 0 && !sendClose && c.flushed != nil {
+			// Everything owed is written: a move may take the connection.
+			close(c.flushed)
+			c.flushed = nil
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
 		}
 		if len(batch) == 0 && !sendClose {
 			// Linger a little before exiting: under steady traffic the next
@@ -221,10 +250,12 @@ func (c *client) fail() {
 
 // ping sends a keepalive ping and re-arms itself until the connection is dead.
 func (c *client) ping() {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
 	c.mu.Lock()
-	dead := c.dead
+	stop := c.dead || c.frozen
 	c.mu.Unlock()
-	if dead {
+	if stop {
 		return
 	}
 	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {

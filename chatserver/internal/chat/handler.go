@@ -61,8 +61,9 @@ func NewHandler(hub *Hub, cfg HandlerConfig) *Handler {
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// Small read buffers keep idle connections cheap; frames are at most 2 KiB.
-		ReadBufferSize:  512,
+		// 0: gorilla reads through the buffer hijackWriter hands it
+		// (readBufferSize), which a move inspects.
+		ReadBufferSize:  0,
 		WriteBufferSize: 2048,
 		// Write buffers are only held while a frame is being written.
 		WriteBufferPool: &sync.Pool{},
@@ -125,7 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.Handshakes.WithLabelValues("ok").Inc()
-	c := &client{hub: h.hub, conn: conn, bc: hw.conn, log: h.log, roomName: roomName,
+	c := &client{hub: h.hub, conn: conn, bc: hw.conn, br: hw.br, movable: overUnixSocket(r), log: h.log, roomName: roomName,
 		helloWait: h.helloWait, pingPeriod: h.pingPeriod, pongWait: h.pongWait}
 	if !h.hub.register(c) {
 		// Draining began during the upgrade.
@@ -144,15 +145,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// serve runs the connection's read loop; it is the only reader.
+// overUnixSocket reports whether r came in over a unix socket (CHAT_SOCKET):
+// only such connections can be passed to another process.
+func overUnixSocket(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && a.Network() == "unix"
+}
+
+// cleanup ends a connection's reader: out of its room, the connection closed
+// (a moved one was only closed in this process).
+func (c *client) cleanup() {
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+	c.hub.leave(c)
+	c.fail()
+}
+
+// serve reads the hello, joins the room and runs the read loop; it is the
+// only reader.
 func (c *client) serve() {
-	defer func() {
-		if c.pinger != nil {
-			c.pinger.Stop()
-		}
-		c.hub.leave(c)
-		c.fail()
-	}()
+	defer c.cleanup()
 	conn := c.conn
 	conn.SetReadLimit(MaxFrameBytes)
 	_ = conn.SetReadDeadline(time.Now().Add(c.helloWait))
@@ -161,10 +174,7 @@ func (c *client) serve() {
 		return
 	}
 	c.name, c.sid = hello.Name, hello.SID
-	_ = conn.SetReadDeadline(time.Now().Add(c.pongWait))
-	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(c.pongWait))
-	})
+	c.movable = c.movable && hello.Move
 	ctx, cancel := context.WithTimeout(context.Background(), resumeWait+appendTimeout)
 	err := c.hub.join(ctx, c, hello)
 	cancel()
@@ -174,6 +184,17 @@ func (c *client) serve() {
 		c.discard()
 		return
 	}
+	c.readLoop()
+}
+
+// readLoop serves a joined connection's frames until it ends or moves to
+// another process.
+func (c *client) readLoop() {
+	conn := c.conn
+	_ = conn.SetReadDeadline(time.Now().Add(c.pongWait))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(c.pongWait))
+	})
 	// Spread the first ping so a reconnect wave does not ping in lockstep.
 	// Assign before arming, so the timer's goroutine sees the field set.
 	c.pinger = time.AfterFunc(time.Hour, c.ping)
@@ -190,6 +211,14 @@ func (c *client) serve() {
 			return
 		}
 		if f == nil {
+			continue
+		}
+		if _, isHeld := f.(*Held); isHeld {
+			// The client sends nothing more until go: stop reading here,
+			// so the bytes after held stay unconsumed for the next owner.
+			if c.parkForMove() {
+				return
+			}
 			continue
 		}
 		send, isSend := f.(*Send)

@@ -233,34 +233,15 @@ func (h *Hub) join(ctx context.Context, c *client, hello *Hello) error {
 	if err != nil {
 		return err
 	}
-	// A replica may lag behind the authority the client last talked to: wait
-	// (bounded) for replication to reach the client's last_seq.
-	if h.seq.getRemote() != nil && hello.Resume {
-		deadline := time.NewTimer(resumeWait)
-		defer deadline.Stop()
-	wait:
-		for {
-			lr := r.lock()
-			behind := hello.Epoch == lr.epoch && hello.LastSeq > lr.seq
-			ch := lr.changed
-			lr.unlock()
-			if !behind {
-				break
-			}
-			select {
-			case <-ch:
-			case <-deadline.C:
-				break wait
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	if err := h.waitFor(ctx, r, hello); err != nil {
+		return err
 	}
 	lr := r.lock()
 	defer lr.unlock()
 	resume, frames := lr.replay(hello)
 	lr.clients[c] = struct{}{}
 	c.room = r
+	c.setJoined()
 	c.enqueue(mustJSON(welcomeFrame{
 		T: "welcome", Epoch: lr.epoch, Seq: lr.seq, Resume: resume,
 		Color: h.cfg.Color, Version: h.cfg.Version, Online: lr.online(),
@@ -272,6 +253,32 @@ func (h *Hub) join(ctx context.Context, c *client, hello *Hello) error {
 	h.metrics.Resumes.WithLabelValues(resume).Inc()
 	h.schedulePresence(lr)
 	return nil
+}
+
+// waitFor lets a replica, which may lag behind the authority the client last
+// talked to, catch up (bounded by resumeWait) with the client's last_seq.
+func (h *Hub) waitFor(ctx context.Context, r *room, hello *Hello) error {
+	if h.seq.getRemote() == nil || !hello.Resume {
+		return nil
+	}
+	deadline := time.NewTimer(resumeWait)
+	defer deadline.Stop()
+	for {
+		lr := r.lock()
+		behind := hello.Epoch == lr.epoch && hello.LastSeq > lr.seq
+		ch := lr.changed
+		lr.unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // leave removes c from its room.

@@ -12,6 +12,12 @@ type Metrics struct {
 	Drops       *prometheus.CounterVec
 	Handshakes  *prometheus.CounterVec
 	Resumes     *prometheus.CounterVec
+	// Moves counts connections moved between processes at a drain, by
+	// outcome: sent, received, or why one fell back to close 1012.
+	Moves *prometheus.CounterVec
+	// MoveSeconds is the time from a client's held to its connection
+	// being carried on here (the receiving side observes it).
+	MoveSeconds prometheus.Histogram
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not registered).
@@ -33,9 +39,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chat_handshakes_total", Help: "WebSocket upgrade attempts, by result."}, []string{"result"}),
 		Resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_resumes_total", Help: "Welcomes sent, by resume outcome."}, []string{"resume"}),
+		Moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_moves_total", Help: "Connections moved at a drain, by outcome."}, []string{"result"}),
+		MoveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chat_move_seconds", Help: "From a moved client's held to its go being queued here.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Connections, m.Rooms, m.Messages, m.Duplicates, m.Deliveries, m.Drops, m.Handshakes, m.Resumes)
+		reg.MustRegister(m.Connections, m.Rooms, m.Messages, m.Duplicates, m.Deliveries, m.Drops, m.Handshakes, m.Resumes, m.Moves, m.MoveSeconds)
 	}
 	return m
 }

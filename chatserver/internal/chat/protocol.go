@@ -23,6 +23,13 @@ const (
 	ResetReplay = 50
 )
 
+// CapMove is the capability a client offers in hello to have its connection
+// moved at a drain rather than closed (docs/protocol.md v1.1).
+const CapMove = "move"
+
+// maxCaps bounds how many capabilities of a hello are looked at.
+const maxCaps = 16
+
 // Error codes of the protocol's error frame.
 const (
 	CodeRateLimited = "rate_limited"
@@ -47,7 +54,13 @@ type Hello struct {
 	LastSeq uint64
 	// Resume is true when the client named an epoch, i.e. it has seen this room before.
 	Resume bool
+	// Move is true when the client offered caps:["move"] (v1.1): a drain may
+	// then move its connection to the next color instead of closing it.
+	Move bool
 }
+
+// Held is a client's answer to hold: the last frame it sends before go.
+type Held struct{}
 
 // Send is a client's chat message before the room accepted it.
 type Send struct {
@@ -80,6 +93,7 @@ type inFrame struct {
 	Text    *string  `json:"text"`
 	X       *float64 `json:"x"`
 	Y       *float64 `json:"y"`
+	Caps    []string `json:"caps"`
 }
 
 // Decode parses and validates one client frame. It returns a *Hello or a *Send;
@@ -101,6 +115,8 @@ func Decode(data []byte) (any, error) {
 		return decodeHello(&f)
 	case "send":
 		return decodeSend(&f)
+	case "held":
+		return &Held{}, nil
 	default:
 		return nil, &FrameError{Code: CodeBadRequest, Msg: "unknown frame type"}
 	}
@@ -115,6 +131,14 @@ func decodeHello(f *inFrame) (*Hello, error) {
 		return nil, &FrameError{Code: CodeBadRequest, Msg: "sid must be 1..64 printable characters"}
 	}
 	h := &Hello{Name: name, SID: f.SID}
+	for i, c := range f.Caps {
+		if i >= maxCaps {
+			break
+		}
+		if c == CapMove {
+			h.Move = true
+		}
+	}
 	if f.Epoch != nil && *f.Epoch != "" {
 		if !validID(*f.Epoch) {
 			return nil, &FrameError{Code: CodeBadRequest, Msg: "bad epoch"}
@@ -211,6 +235,16 @@ type welcomeFrame struct {
 	Version string `json:"version"`
 	Online  int    `json:"online"`
 }
+
+// goFrame tells a moved client that this color now owns its connection.
+type goFrame struct {
+	T       string `json:"t"`
+	Color   string `json:"color"`
+	Version string `json:"version"`
+}
+
+// holdFrame asks a move-capable client to stop sending until go.
+var holdFrame = []byte(`{"t":"hold"}`)
 
 type seqFrame struct {
 	T   string `json:"t"`

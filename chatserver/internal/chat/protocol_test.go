@@ -18,6 +18,9 @@ func TestDecode(t *testing.T) {
 	}{
 		{"hello", `{"t":"hello","name":" mina ","sid":"s1"}`, &Hello{Name: "mina", SID: "s1"}, "", false},
 		{"hello resume", `{"t":"hello","name":"mina","sid":"s1","epoch":"e7","last_seq":41}`, &Hello{Name: "mina", SID: "s1", Epoch: "e7", LastSeq: 41, Resume: true}, "", false},
+		{"hello with move", `{"t":"hello","name":"a","sid":"s","caps":["x","move"]}`, &Hello{Name: "a", SID: "s", Move: true}, "", false},
+		{"hello with other caps", `{"t":"hello","name":"a","sid":"s","caps":["zip"]}`, &Hello{Name: "a", SID: "s"}, "", false},
+		{"held", `{"t":"held"}`, &Held{}, "", false},
 		{"hello unknown field", `{"t":"hello","name":"a","sid":"s","zzz":1}`, &Hello{Name: "a", SID: "s"}, "", false},
 		{"hello empty name", `{"t":"hello","name":"   ","sid":"s1"}`, nil, CodeBadRequest, false},
 		{"hello long name", `{"t":"hello","name":"` + strings.Repeat("n", 25) + `","sid":"s1"}`, nil, CodeBadRequest, false},

@@ -41,6 +41,17 @@ func (h *Hub) unregister(c *client) {
 	h.metrics.Connections.Dec()
 }
 
+// all returns every open connection.
+func (r *registry) all() []*client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*client, 0, len(r.conns))
+	for c := range r.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
 // Reconnect spread after a drain (docs/protocol.md: retry_ms "spread over a short
 // window so clients don't stampede"). The successor absorbs a few thousand
 // reconnects (handshake, hello, resume) per second on a small host, so the

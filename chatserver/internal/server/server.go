@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
 	"github.com/mywebchat/mywebchat/chatserver/internal/handover"
+	"github.com/mywebchat/mywebchat/chatserver/internal/move"
 )
 
 // closeWindow is the longest spread of the clients' reconnects after a drain
@@ -86,9 +88,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 	var draining atomic.Bool
 	ready := func() bool { return !draining.Load() && (node == nil || node.Ready()) }
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", chat.NewHandler(hub, chat.HandlerConfig{
+	wsHandler := chat.NewHandler(hub, chat.HandlerConfig{
 		AllowedOrigins: cfg.AllowedOrigins, Accepting: ready, Logger: log,
-	}))
+	})
+	mux.Handle("GET /ws", wsHandler)
+	// Connections move between processes (docs/protocol.md v1.1) when users
+	// arrive over a unix socket and the colors share the handover folder.
+	var mv *mover
+	if cfg.SocketPath != "" && cfg.HandoverDir != "" {
+		m, err := startMover(cfg, wsHandler, log)
+		if err != nil {
+			return err
+		}
+		defer m.close()
+		mv = m
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, code := "ok", http.StatusOK
 		switch {
@@ -141,18 +155,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, opt Options) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return drain(cfg, log, srv, hub, node, &draining)
+	return drain(cfg, log, srv, hub, node, mv, &draining)
 }
 
-// drain implements the SIGTERM sequence: refuse new work, hand the rooms to
-// the successor, close every socket with 1012, stop, all within DrainTimeout.
-func drain(cfg Config, log *slog.Logger, srv *http.Server, hub *chat.Hub, node *handover.Node, draining *atomic.Bool) error {
+// drain implements the SIGTERM sequence: refuse new work, ask move-capable
+// clients to hold, hand the rooms to the successor, move the held
+// connections to it, close every other socket with 1012, stop, all within
+// DrainTimeout.
+func drain(cfg Config, log *slog.Logger, srv *http.Server, hub *chat.Hub, node *handover.Node, mv *mover, draining *atomic.Bool) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	draining.Store(true)
 	hub.Drain()
-	log.Info("draining", "connections", hub.Connections())
+	var holding *chat.Holding
+	if mv != nil {
+		// Hold first: the clients' held travels while the rooms move.
+		holding = hub.Hold()
+	}
+	log.Info("draining", "connections", hub.Connections(), "holding", holding.Len())
 	if node != nil {
 		// Leave most of the budget for closing the sockets.
 		hctx, hcancel := context.WithTimeout(ctx, cfg.DrainTimeout/3)
@@ -160,6 +181,9 @@ func drain(cfg Config, log *slog.Logger, srv *http.Server, hub *chat.Hub, node *
 			log.Warn("handover failed; the successor starts a new epoch", "err", err)
 		}
 		hcancel()
+	}
+	if holding.Len() > 0 {
+		mv.finish(ctx, holding)
 	}
 	var errs []error
 	if err := hub.CloseAll(ctx, closeWindow); err != nil {
@@ -200,5 +224,51 @@ func raiseFileLimit(log *slog.Logger) {
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 			log.Warn("raise open files limit", "err", err)
 		}
+	}
+}
+
+// mover is this process's end of connection moves: it receives connections
+// other processes pass here, and passes its own on at a drain.
+type mover struct {
+	dir string
+	id  string
+	ln  *move.Listener
+	log *slog.Logger
+}
+
+func startMover(cfg Config, h *chat.Handler, log *slog.Logger) (*mover, error) {
+	// The handover folder; with Redis rooms nothing else created it.
+	if err := os.MkdirAll(cfg.HandoverDir, 0o700); err != nil {
+		return nil, fmt.Errorf("move folder: %w", err)
+	}
+	m := &mover{dir: cfg.HandoverDir, id: move.NewID(), log: log}
+	ln, err := move.Listen(m.dir, move.Peer{ID: m.id, Color: cfg.Color, Version: cfg.Version}, h.Adopt, log)
+	if err != nil {
+		return nil, err
+	}
+	m.ln = ln
+	return m, nil
+}
+
+// finish passes the held connections to the other live process, or closes
+// them with 1012 when there is none.
+func (m *mover) finish(ctx context.Context, holding *chat.Holding) {
+	start := time.Now()
+	var to chat.Mover
+	peer := "none"
+	s, err := move.Dial(m.dir, m.id)
+	if err != nil {
+		m.log.Warn("no process to move connections to; they resume", "err", err)
+	} else {
+		defer s.Close()
+		to, peer = s, s.Peer.Color
+	}
+	moved := holding.Finish(ctx, to)
+	m.log.Info("moved connections", "to", peer, "moved", moved, "held", holding.Len(), "ms", time.Since(start).Milliseconds())
+}
+
+func (m *mover) close() {
+	if err := m.ln.Close(); err != nil {
+		m.log.Warn("close move socket", "err", err)
 	}
 }
