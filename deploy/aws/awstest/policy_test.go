@@ -1,0 +1,302 @@
+package awstest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// statement is one IAM policy statement found in a template, with where it is.
+type statement struct {
+	where string
+	body  map[string]any
+}
+
+// statements finds every policy statement of a template: trust policies, inline and
+// managed policies, topic policies — anything under a "Statement" key.
+func statements(tpl template) []statement {
+	var out []statement
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if st, ok := x["Statement"]; ok {
+				for i, s := range list(st) {
+					if m, ok := s.(map[string]any); ok {
+						out = append(out, statement{fmt.Sprintf("%s[%d]", where, i), m})
+					}
+				}
+			}
+			for k, e := range x {
+				if k != "Statement" {
+					walk(where+"."+k, e)
+				}
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", where, i), e)
+			}
+		}
+	}
+	for name, r := range tpl.Resources {
+		walk(tpl.path+":"+name, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].where < out[j].where })
+	return out
+}
+
+// strs returns the strings of a value that is a string or a list (functions are
+// rendered with %v, so a !Sub ARN shows its pattern).
+func strs(v any) []string {
+	var out []string
+	for _, e := range list(v) {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		} else {
+			out = append(out, fmt.Sprint(e))
+		}
+	}
+	return out
+}
+
+func loadAll(t *testing.T) []template {
+	var tpls []template
+	for _, p := range templates {
+		tpls = append(tpls, loadTemplate(t, p))
+	}
+	return tpls
+}
+
+// TestPoliciesLeastPrivilege: no wildcard actions, no NotAction/NotResource, and
+// ssm:SendCommand only on documents or on instances selected by their tag.
+func TestPoliciesLeastPrivilege(t *testing.T) {
+	sendCommands := 0
+	for _, tpl := range loadAll(t) {
+		for _, st := range statements(tpl) {
+			for _, k := range []string{"NotAction", "NotResource", "NotPrincipal"} {
+				if _, ok := st.body[k]; ok {
+					t.Errorf("%s: %s (allows everything else)", st.where, k)
+				}
+			}
+			actions := strs(st.body["Action"])
+			for _, a := range actions {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s: Action %q: name the calls", st.where, a)
+				}
+			}
+			if !contains(actions, "ssm:SendCommand") {
+				continue
+			}
+			sendCommands++
+			cond, hasCond := st.body["Condition"].(map[string]any)
+			for _, r := range strs(st.body["Resource"]) {
+				switch {
+				case r == "*" && !hasCond:
+					t.Errorf("%s: ssm:SendCommand on Resource \"*\" without a condition", st.where)
+				case strings.Contains(r, ":instance/") && !hasTagCondition(cond):
+					t.Errorf("%s: ssm:SendCommand on instances %s without a condition on their tag", st.where, r)
+				case r != "*" && !strings.Contains(r, ":instance/") && !strings.Contains(r, ":document/"):
+					t.Errorf("%s: ssm:SendCommand on %s: only documents and tagged instances", st.where, r)
+				}
+			}
+		}
+	}
+	if sendCommands == 0 {
+		t.Fatal("no statement allows ssm:SendCommand: the deploy role is missing")
+	}
+}
+
+// hasTagCondition reports whether a condition tests a resource tag with an exact match.
+func hasTagCondition(cond map[string]any) bool {
+	eq, _ := cond["StringEquals"].(map[string]any)
+	for k, v := range eq {
+		if (strings.HasPrefix(k, "ssm:resourceTag/") || strings.HasPrefix(k, "aws:ResourceTag/")) && v != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(xs []string, x string) bool {
+	for _, e := range xs {
+		if e == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTrustPolicies: a role is assumed by EC2 or by GitHub's OIDC tokens, and a token
+// must be for STS and from this repository's production environment (exact match).
+func TestTrustPolicies(t *testing.T) {
+	federated := 0
+	for _, tpl := range loadAll(t) {
+		for _, name := range tpl.ofType("AWS::IAM::Role") {
+			trust, _ := tpl.props(name)["AssumeRolePolicyDocument"].(map[string]any)
+			for i, s := range list(trust["Statement"]) {
+				st, _ := s.(map[string]any)
+				where := fmt.Sprintf("%s:%s trust[%d]", tpl.path, name, i)
+				if st["Effect"] != "Allow" {
+					continue
+				}
+				principal, _ := st["Principal"].(map[string]any)
+				if svc := strs(principal["Service"]); len(svc) > 0 {
+					if len(svc) != 1 || svc[0] != "ec2.amazonaws.com" || len(principal) != 1 {
+						t.Errorf("%s: principal %v: only ec2.amazonaws.com or GitHub OIDC", where, principal)
+					}
+					continue
+				}
+				if principal["Federated"] == nil || len(principal) != 1 {
+					t.Errorf("%s: principal %v: only ec2.amazonaws.com or GitHub OIDC", where, principal)
+					continue
+				}
+				federated++
+				if a := strs(st["Action"]); len(a) != 1 || a[0] != "sts:AssumeRoleWithWebIdentity" {
+					t.Errorf("%s: Action %v, want sts:AssumeRoleWithWebIdentity only", where, a)
+				}
+				cond, _ := st["Condition"].(map[string]any)
+				if len(cond) != 1 {
+					t.Errorf("%s: conditions %v: want StringEquals only (no StringLike wildcards)", where, cond)
+				}
+				eq, _ := cond["StringEquals"].(map[string]any)
+				if aud := eq["token.actions.githubusercontent.com:aud"]; aud != "sts.amazonaws.com" {
+					t.Errorf("%s: aud condition %v, want sts.amazonaws.com", where, aud)
+				}
+				sub := fmt.Sprint(dig(eq, "token.actions.githubusercontent.com:sub", "Fn::Sub"))
+				if sub != "repo:${GitHubRepository}:environment:production" {
+					t.Errorf("%s: sub condition %v, want repo:OWNER/REPO:environment:production", where, eq["token.actions.githubusercontent.com:sub"])
+				}
+			}
+		}
+	}
+	if federated == 0 {
+		t.Fatal("no role trusts GitHub's OIDC tokens: the deploy role is missing")
+	}
+}
+
+// awsCall matches an `aws SERVICE COMMAND` call in a workflow's scripts.
+var awsCall = regexp.MustCompile(`\baws (ssm|ec2|sts|iam|cloudformation|s3|sns|events) ([a-z][a-z0-9-]+)`)
+
+// TestDeployRoleMatchesWorkflows: the deploy role allows exactly the AWS calls the
+// workflows make, no more and no fewer.
+func TestDeployRoleMatchesWorkflows(t *testing.T) {
+	paths, _ := filepath.Glob("../../../.github/workflows/*.yml")
+	want := map[string]bool{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range awsCall.FindAllStringSubmatch(string(b), -1) {
+			var action strings.Builder
+			for _, w := range strings.Split(m[2], "-") {
+				action.WriteString(strings.ToUpper(w[:1]) + w[1:])
+			}
+			want[m[1]+":"+action.String()] = true
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no aws calls found in .github/workflows")
+	}
+	tpl := loadTemplate(t, "../bootstrap.yaml")
+	got := map[string]bool{}
+	for _, p := range list(tpl.props("DeployRole")["Policies"]) {
+		for _, s := range list(dig(p, "PolicyDocument", "Statement")) {
+			for _, a := range strs(dig(s, "Action")) {
+				got[a] = true
+			}
+		}
+	}
+	for a := range want {
+		if !got[a] {
+			t.Errorf("the workflows call %s but DeployRole does not allow it", a)
+		}
+	}
+	for a := range got {
+		if !want[a] {
+			t.Errorf("DeployRole allows %s, which no workflow calls", a)
+		}
+	}
+}
+
+// TestHosts: every host is launched from a launch template with IMDSv2 required (two
+// hops, for containers) and encrypted volumes, and no security group opens port 22 or
+// anything but HTTP(S) to the world.
+func TestHosts(t *testing.T) {
+	templatesSeen := 0
+	for _, tpl := range loadAll(t) {
+		for _, name := range tpl.ofType("AWS::EC2::LaunchTemplate") {
+			templatesSeen++
+			data, _ := tpl.props(name)["LaunchTemplateData"].(map[string]any)
+			md, _ := data["MetadataOptions"].(map[string]any)
+			if md["HttpTokens"] != "required" {
+				t.Errorf("%s:%s: MetadataOptions.HttpTokens %v, want required (IMDSv2)", tpl.path, name, md["HttpTokens"])
+			}
+			if md["HttpPutResponseHopLimit"] != 2 {
+				t.Errorf("%s:%s: hop limit %v, want 2 (metadata from containers)", tpl.path, name, md["HttpPutResponseHopLimit"])
+			}
+			if md["HttpEndpoint"] == "disabled" {
+				t.Errorf("%s:%s: metadata disabled: the SSM agent needs the instance role", tpl.path, name)
+			}
+			bdm := list(data["BlockDeviceMappings"])
+			if len(bdm) == 0 {
+				t.Errorf("%s:%s: no root volume mapping: its encryption is not set", tpl.path, name)
+			}
+			for _, b := range bdm {
+				if dig(b, "Ebs", "Encrypted") != true {
+					t.Errorf("%s:%s: volume %v not encrypted", tpl.path, name, dig(b, "DeviceName"))
+				}
+			}
+		}
+		for _, name := range tpl.ofType("AWS::EC2::Instance") {
+			if tpl.props(name)["LaunchTemplate"] == nil {
+				t.Errorf("%s:%s: an instance not launched from the launch template", tpl.path, name)
+			}
+			if _, ok := tpl.props(name)["MetadataOptions"]; ok {
+				t.Errorf("%s:%s: MetadataOptions on the instance override the launch template's", tpl.path, name)
+			}
+		}
+		for _, name := range tpl.ofType("AWS::AutoScaling::AutoScalingGroup") {
+			p := tpl.props(name)
+			if p["LaunchTemplate"] == nil || p["LaunchConfigurationName"] != nil || p["MixedInstancesPolicy"] != nil {
+				t.Errorf("%s:%s: the group must launch from the launch template", tpl.path, name)
+			}
+		}
+		if len(tpl.ofType("AWS::AutoScaling::LaunchConfiguration")) > 0 {
+			t.Errorf("%s: launch configurations cannot require IMDSv2 here; use the launch template", tpl.path)
+		}
+
+		var rules []statement
+		for _, name := range tpl.ofType("AWS::EC2::SecurityGroup") {
+			for i, r := range list(tpl.props(name)["SecurityGroupIngress"]) {
+				m, _ := r.(map[string]any)
+				rules = append(rules, statement{fmt.Sprintf("%s:%s ingress[%d]", tpl.path, name, i), m})
+			}
+		}
+		for _, name := range tpl.ofType("AWS::EC2::SecurityGroupIngress") {
+			rules = append(rules, statement{tpl.path + ":" + name, tpl.props(name)})
+		}
+		for _, r := range rules {
+			from, fok := r.body["FromPort"].(int)
+			to, tok := r.body["ToPort"].(int)
+			if proto := fmt.Sprint(r.body["IpProtocol"]); proto != "tcp" || !fok || !tok {
+				t.Errorf("%s: protocol %s ports %v-%v: only single TCP ports", r.where, proto, r.body["FromPort"], r.body["ToPort"])
+				continue
+			}
+			if from <= 22 && 22 <= to {
+				t.Errorf("%s: ingress on port 22 (%d-%d): use SSM Session Manager", r.where, from, to)
+			}
+			world := r.body["CidrIp"] == "0.0.0.0/0" || r.body["CidrIpv6"] == "::/0"
+			if (world || r.body["CidrIp"] != nil || r.body["CidrIpv6"] != nil) && !(from == to && (from == 80 || from == 443)) {
+				t.Errorf("%s: port %d-%d open to addresses: only 80 and 443 are", r.where, from, to)
+			}
+		}
+	}
+	if templatesSeen < 2 {
+		t.Errorf("%d launch templates found, want the host's and the fleet's", templatesSeen)
+	}
+}
