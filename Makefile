@@ -12,7 +12,7 @@ APP_TAG ?= mywebchat/app:dev
 NGINX_TAG ?= mywebchat/nginx:dev
 FUZZTIME ?= 15s
 
-.PHONY: setup demo down images test test-lint test-unit test-fuzz test-js test-integration test-browser test-e2e bench
+.PHONY: setup demo down images aws test test-lint test-unit test-fuzz test-js test-integration test-browser test-e2e bench
 
 setup:
 	sh scripts/setup.sh
@@ -32,6 +32,11 @@ images: setup
 		--build-arg VERSION=dev-$$rev --build-arg REVISION=$$rev -t $(APP_TAG) . && \
 	docker build --network host -f Dockerfile.nginx --build-arg NGINX_IMAGE=$(NGINX_IMAGE) \
 		--build-arg VERSION=dev-$$rev --build-arg REVISION=$$rev -t $(NGINX_TAG) .
+
+## aws: create or update the AWS side (deploy/aws/up.sh), the GHCR token on stdin:
+##   make aws UP_ARGS="--repo OWNER/REPO --region eu-west-1" < token.txt
+aws:
+	sh deploy/aws/up.sh $(UP_ARGS)
 
 ## test: every test: lint, unit, fuzz (short), JS, integration, browser, end-to-end (short).
 test: setup test-lint test-unit test-fuzz test-js test-integration test-browser test-e2e

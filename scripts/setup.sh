@@ -60,6 +60,23 @@ if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwrig
 	(cd test/browser && npm ci --no-audit --no-fund --silent)
 fi
 
+# The AWS templates' tests: cfn-lint, moto (moto_server stands in for AWS) and
+# the AWS CLI that deploy/aws/up.sh drives. They are Python tools.
+need_py=""
+command -v cfn-lint >/dev/null 2>&1 || need_py="$need_py cfn-lint"
+command -v moto_server >/dev/null 2>&1 || need_py="$need_py moto[server]"
+command -v aws >/dev/null 2>&1 || need_py="$need_py awscli"
+if [ -n "$need_py" ]; then
+	log "installing:$need_py"
+	set -f # moto[server] is a name, not a pattern
+	# shellcheck disable=SC2086 # a word list on purpose
+	if ! { command -v pip3 >/dev/null 2>&1 && pip3 install -q $need_py; }; then
+		log "missing:$need_py (the tests of deploy/aws need them); install them with: pip3 install$need_py"
+		exit 1
+	fi
+	set +f
+fi
+
 # Workflow linter.
 if ! command -v actionlint >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/actionlint" ]; then
 	log "installing actionlint"

@@ -97,6 +97,7 @@ func renderDocuments(t *testing.T, docs []documentSource) string {
 		fmt.Fprintf(&out, "    Properties:\n")
 		fmt.Fprintf(&out, "      Name: %s\n", d.name)
 		fmt.Fprintf(&out, "      DocumentType: Command\n")
+		fmt.Fprintf(&out, "      DocumentFormat: JSON # Content below is an object, which CloudFormation passes as JSON\n")
 		fmt.Fprintf(&out, "      # A changed document becomes a new default version of the same name.\n")
 		fmt.Fprintf(&out, "      UpdateMethod: NewVersion\n")
 		fmt.Fprintf(&out, "      Content:\n")

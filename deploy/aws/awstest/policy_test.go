@@ -3,6 +3,7 @@ package awstest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -298,5 +299,49 @@ func TestHosts(t *testing.T) {
 	}
 	if templatesSeen < 2 {
 		t.Errorf("%d launch templates found, want the host's and the fleet's", templatesSeen)
+	}
+}
+
+// subVar matches a ${Name} or ${Resource.Attribute} reference of Fn::Sub.
+var subVar = regexp.MustCompile(`\$\{([A-Za-z0-9:.]+)\}`)
+
+// TestUserData renders every launch template's user data with sample parameter values
+// and checks it as what cloud-init runs: a #!/bin/sh script that parses and passes
+// shellcheck.
+func TestUserData(t *testing.T) {
+	sh, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Fatal("shellcheck is not installed (scripts/setup.sh installs it)")
+	}
+	for _, tpl := range loadAll(t) {
+		for _, name := range tpl.ofType("AWS::EC2::LaunchTemplate") {
+			t.Run(tpl.path+":"+name, func(t *testing.T) {
+				src, ok := dig(tpl.props(name), "LaunchTemplateData", "UserData", "Fn::Base64", "Fn::Sub").(string)
+				if !ok {
+					t.Fatalf("UserData is not Fn::Base64 of an Fn::Sub string")
+				}
+				script := subVar.ReplaceAllStringFunc(src, func(m string) string {
+					v := subVar.FindStringSubmatch(m)[1]
+					if strings.HasPrefix(v, "AWS::") || strings.Contains(v, ".") {
+						return "sample-" + strings.NewReplacer(":", "", ".", "-").Replace(v)
+					}
+					if _, ok := dig(tpl.raw, "Parameters", v).(map[string]any); !ok {
+						t.Errorf("user data names ${%s}, which is not a parameter", v)
+					}
+					return "sample" + v
+				})
+				if !strings.HasPrefix(script, "#!/bin/sh\n") {
+					t.Errorf("user data does not start with #!/bin/sh: cloud-init would not run it as a script")
+				}
+				if strings.Contains(script, "${!") {
+					t.Errorf("user data has an escaped ${!…}: check the Fn::Sub escapes")
+				}
+				cmd := exec.Command(sh, "-s", "sh", "-")
+				cmd.Stdin = strings.NewReader(script)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("shellcheck: %v\n%s\n--- script:\n%s", err, out, script)
+				}
+			})
+		}
 	}
 }

@@ -1,0 +1,25 @@
+package awstest
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCfnLint runs cfn-lint on every template: no error and no warning. It fails,
+// never skips, where cfn-lint is missing (scripts/setup.sh says how to install it).
+func TestCfnLint(t *testing.T) {
+	bin, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Fatal("cfn-lint is not installed: `pip install cfn-lint` (scripts/setup.sh checks for it)")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--format", "parseable", "--"}, templates...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("cfn-lint %s: %v\n%s", strings.Join(templates, " "), err, out)
+	}
+}
