@@ -303,7 +303,7 @@ func (h *Hub) schedulePresence(r lockedRoom) {
 	}
 	r.presencePending = true
 	time.AfterFunc(presenceDelay, func() {
-		lr := r.lock()
+		lr := r.room.lock()
 		defer lr.unlock()
 		lr.presencePending = false
 		h.broadcast(lr, mustJSON(presenceFrame{T: "presence", Online: lr.online()}))
