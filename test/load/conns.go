@@ -85,7 +85,7 @@ func (d *dialer) open(ctx context.Context, i int, recv recvFunc) (conn, error) {
 	}
 	room := fmt.Sprintf("load-%d", i%d.o.rooms)
 	c := chatclient.New(chatclient.Config{
-		URL: "ws://127.0.0.1/ws", Room: room, Name: fmt.Sprintf("u%d", i), Dialer: d.wsDialer(), Forget: true,
+		URL: "ws://127.0.0.1/ws", Room: room, Name: fmt.Sprintf("u%d", i), Dialer: d.wsDialer(), Forget: true, Move: d.o.move,
 		OnMsg: func(m chatclient.Msg, at time.Time) {
 			if recv != nil {
 				recv(m.Text, at)

@@ -8,6 +8,7 @@
 //	go run ./test/load -mode fanout -proto gorilla -bin /tmp/gorilla-chat -n 1000 -rate 100 -duration 10s
 //	go run ./test/load -mode idle -bin /tmp/chatserver -n 10000 -rooms 100
 //	go run ./test/load -mode wave -bin /tmp/chatserver -n 5000 -rooms 50
+//	go run ./test/load -mode wave -move -bin /tmp/chatserver -n 200 -rooms 10
 //
 // Every run is bounded by -n and -duration, and talks to 127.0.0.1 only.
 package main
@@ -35,6 +36,7 @@ type options struct {
 	settle   time.Duration
 	dialPar  int
 	lite     bool
+	move     bool
 	result   func(map[string]any) // receives each report (tests)
 }
 
@@ -52,6 +54,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before measuring")
 	flag.IntVar(&o.dialPar, "dial-parallel", 100, "concurrent dials while connecting")
 	flag.BoolVar(&o.lite, "lite", true, "fanout/idle with -proto chat: a minimal client that does not decode received frames (as light as the gorilla client); false uses test/chatclient")
+	flag.BoolVar(&o.move, "move", false, "with test/chatclient (wave, or -lite=false): offer caps:[\"move\"], so a drain may move the connections instead of closing them")
 	flag.Parse()
 	if o.n < 1 || o.n > 20000 || o.rate <= 0 || o.rate > 100000 || o.duration > 5*time.Minute {
 		fmt.Fprintln(os.Stderr, "load: -n must be 1..20000, -rate 0..100000, -duration at most 5m")

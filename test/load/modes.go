@@ -194,8 +194,8 @@ func idle(ctx context.Context, o options) error {
 
 // wave: n clients on a primary with a handover folder; a second process
 // starts as standby, new connections are switched to it (as nginx would),
-// the primary gets SIGTERM; measure how long until every client resumed on
-// the new one, and how.
+// the primary gets SIGTERM; measure how long until every client is served by
+// the new one, and how: resumed after a close, or (with -move) moved.
 func wave(ctx context.Context, o options) error {
 	if o.bin == "" || o.proto != "chat" {
 		return fmt.Errorf("wave needs -bin with our chat server")
@@ -238,16 +238,16 @@ func wave(ctx context.Context, o options) error {
 	var mu sync.Mutex
 	var worst time.Duration
 	var tooks, gaps []time.Duration // per client: from SIGTERM, and from its close frame, to resumed
+	var holds []time.Duration       // per moved client: from hold to go
 	resumes := map[string]int{}
+	moved := 0
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for _, c := range d.chats {
 		wg.Go(func() {
-			err := c.WaitFor(wctx, func(s chatclient.Snapshot) bool {
-				return s.Live && len(s.Welcomes) >= 2 && s.Welcomes[len(s.Welcomes)-1].Color == "green"
-			})
+			err := c.WaitFor(wctx, func(s chatclient.Snapshot) bool { return s.Live && !s.Held && s.Color == "green" })
 			if err != nil {
 				failed.Add(1)
 				return
@@ -256,19 +256,26 @@ func wave(ctx context.Context, o options) error {
 			s := c.Snapshot()
 			took := now.Sub(began)
 			mu.Lock()
-			resumes[s.Welcomes[len(s.Welcomes)-1].Resume]++
+			defer mu.Unlock()
 			worst = max(worst, took)
 			tooks = append(tooks, took)
+			if n := len(s.Moves); n > 0 && s.Moves[n-1].Color == "green" && len(s.Welcomes) == 1 {
+				moved++
+				holds = append(holds, s.Moves[n-1].Go.Sub(s.Moves[n-1].Hold))
+				return
+			}
+			resumes[s.Welcomes[len(s.Welcomes)-1].Resume]++
 			if len(s.Closes) > 0 {
 				gaps = append(gaps, now.Sub(s.Closes[len(s.Closes)-1].At))
 			}
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	outbox := 0
+	outbox, closes := 0, 0
 	for _, c := range d.chats {
-		outbox += c.Snapshot().Outbox
+		s := c.Snapshot()
+		outbox += s.Outbox
+		closes += len(s.Closes)
 	}
 	report(o, map[string]any{
 		"mode": "wave", "n": o.n, "rooms": o.rooms,
@@ -276,7 +283,8 @@ func wave(ctx context.Context, o options) error {
 		"all_resumed_s": worst.Seconds(), "not_resumed": failed.Load(),
 		"resumed_p50_s": quantile(tooks, 0.50).Seconds(), "resumed_p99_s": quantile(tooks, 0.99).Seconds(),
 		"gap_p50_ms": quantile(gaps, 0.50).Milliseconds(), "gap_p99_ms": quantile(gaps, 0.99).Milliseconds(),
-		"resume_ok": resumes["ok"], "resume_reset": resumes["reset"],
+		"resume_ok": resumes["ok"], "resume_reset": resumes["reset"], "moved": moved, "closes": closes,
+		"hold_go_p50_ms": quantile(holds, 0.50).Milliseconds(), "hold_go_p99_ms": quantile(holds, 0.99).Milliseconds(),
 		"handshake_errors_during_wave": d.handshakeErrors() - errsBefore,
 		"unacked_outbox":               outbox,
 	})
