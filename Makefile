@@ -69,10 +69,11 @@ test-integration:
 	$(GO) test -tags integration -count=1 -p 1 -timeout 20m ./...
 
 ## test-browser: the page in Chromium against the real chat server behind nginx
-## (two people, a blue/green swap mid-conversation) and a frame-time report.
+## (two people, a blue/green swap mid-conversation), axe-core's accessibility
+## rules (WCAG 2.1 A/AA) on a desktop and a phone, and a frame-time report.
 test-browser:
-	cd test/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; } && \
-		node --test --test-concurrency=1 chat.test.mjs frames.test.mjs
+	cd test/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund; } && \
+		node --test --test-concurrency=1 chat.test.mjs a11y.test.mjs frames.test.mjs
 
 ## test-e2e: the zero-downtime proof, short form (test/e2e): the deploy agent vs
 ## stop-and-run vs a shell blue/green under 200 req/s and 50 WebSocket clients,

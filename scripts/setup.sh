@@ -54,9 +54,9 @@ if ! docker info >/dev/null 2>&1; then
 	done
 fi
 
-# Browser driver for the end-to-end tests (Chromium comes from Debian).
-if [ -f test/browser/package.json ] && [ ! -d test/browser/node_modules/playwright-core ]; then
-	log "installing playwright-core"
+# Browser driver and accessibility rules for the browser tests (Chromium comes from Debian).
+if [ -f test/browser/package.json ] && { [ ! -d test/browser/node_modules/playwright-core ] || [ ! -d test/browser/node_modules/axe-core ]; }; then
+	log "installing playwright-core and axe-core"
 	(cd test/browser && npm ci --no-audit --no-fund --silent)
 fi
 

@@ -17,6 +17,7 @@ const $ = (id) => document.getElementById(id);
 const room = roomFromLocation(location);
 const sky = new SkyView($('sky'));
 const log = $('log');
+const logRegion = $('logregion'); // the live region around the log's list
 const pending = new Map(); // cid → the log entry of one of our messages, until its msg echo
 let client = null;
 let epoch = ''; // the room history's epoch: seqs compare only within one
@@ -92,6 +93,8 @@ else askName();
 
 function start() {
   $('who').textContent = name;
+  // The button's accessible name starts with what it shows (WCAG 2.5.3, label in name).
+  $('who').setAttribute('aria-label', `${name}: change your name`);
   document.documentElement.style.setProperty('--me', String(hueOf(name)));
   boxes.setName(name);
   if (client) {
@@ -114,12 +117,12 @@ function start() {
       welcome: (w) => {
         epoch = String(w.epoch ?? '');
         serving(w);
-        if (w.resume !== 'ok') log.setAttribute('aria-busy', 'true');
+        if (w.resume !== 'ok') logRegion.setAttribute('aria-busy', 'true');
       },
       // A deploy moved the socket to the new color: only the dot's tooltip knows.
       moved: serving,
       // The log stays busy (not announced) while a history replay arrives.
-      resumed: () => log.setAttribute('aria-busy', 'false'),
+      resumed: () => logRegion.setAttribute('aria-busy', 'false'),
       msg: (m, { own, replay }) => {
         const cid = typeof m.cid === 'string' ? m.cid : '';
         if (own && pending.has(cid)) {
@@ -131,7 +134,7 @@ function start() {
         // History from before we arrived goes to the log; what happened while
         // we were briefly away (a resume) still falls, as if never gone.
         // A hidden tab draws nothing; it would only pile up a burst for later.
-        if ((!replay || log.getAttribute('aria-busy') !== 'true') && !document.hidden) {
+        if ((!replay || logRegion.getAttribute('aria-busy') !== 'true') && !document.hidden) {
           sky.drop(String(m.text ?? ''), Number(m.x), Number(m.y), { name: String(m.from ?? ''), own });
         }
       },
