@@ -129,7 +129,8 @@ if [ "$keep_token" -eq 0 ]; then
 	if [ -t 0 ]; then
 		printf 'GHCR pull token (a GitHub token with read:packages only; not shown): ' >&2
 		stty -echo 2>/dev/null || true
-		trap 'stty echo 2>/dev/null || true' EXIT INT TERM
+		trap 'stty echo 2>/dev/null || true' EXIT
+		trap 'exit 130' INT TERM
 		IFS= read -r token || true
 		stty echo 2>/dev/null || true
 		trap - EXIT INT TERM
@@ -185,7 +186,8 @@ fi
 # The token: a SecureString, through a private file removed at once.
 if [ "$keep_token" -eq 0 ]; then
 	tmp=$(umask 077 && mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT INT TERM
+	trap 'rm -rf "$tmp"' EXIT
+	trap 'exit 130' INT TERM
 	(umask 077 && printf '{"Name":"%s","Type":"SecureString","Overwrite":true,"Description":"GHCR pull token for MyWebChat hosts (read:packages)","Value":"%s"}' \
 		"$token_param" "$token" >"$tmp/put.json")
 	token=
