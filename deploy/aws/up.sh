@@ -113,6 +113,11 @@ matches '[a-z][a-z0-9-]*\.[a-z0-9]+' "$instance_type" || usage "--instance-type 
 [ -z "$subnets" ] || matches 'subnet-[0-9a-f]{8,17}(,subnet-[0-9a-f]{8,17})*' "$subnets" ||
 	usage "--subnets '$subnets' is not a comma-separated list of subnet ids (subnet-…)"
 if [ -n "$subnets" ] && [ -z "$vpc" ]; then usage "--subnets needs --vpc (the subnets' VPC)"; fi
+if [ -n "$vpc" ] && [ -z "$subnets" ]; then usage "--vpc needs --subnets (where the hosts go)"; fi
+case "$mode:$subnets" in
+fleet:*,*) ;;
+fleet:?*) usage "a fleet needs subnets in at least two availability zones (--subnets a,b)" ;;
+esac
 [ -z "$bundle_url" ] || matches 'https://[A-Za-z0-9.-]+/[A-Za-z0-9._~/%-]+\.tar\.gz' "$bundle_url" ||
 	usage "--bundle-url '$bundle_url' must be an https:// URL of a .tar.gz"
 [ -n "$bundle_url" ] || bundle_url="https://github.com/$owner/$name/releases/latest/download/mywebchat-host.tar.gz"

@@ -11,6 +11,7 @@ import (
 // TestCfnLint runs cfn-lint on every template: no error and no warning. It fails,
 // never skips, where cfn-lint is missing (scripts/setup.sh says how to install it).
 func TestCfnLint(t *testing.T) {
+	t.Parallel() // slow: an external tool, run beside the other tests
 	bin, err := exec.LookPath("cfn-lint")
 	if err != nil {
 		t.Fatal("cfn-lint is not installed: `pip install cfn-lint` (scripts/setup.sh checks for it)")

@@ -345,3 +345,47 @@ func TestUserData(t *testing.T) {
 		}
 	}
 }
+
+// TestAlerts: a failed or timed-out command of any project document reaches the SNS
+// topic, which lets EventBridge (and only that rule) publish to it.
+func TestAlerts(t *testing.T) {
+	tpl := loadTemplate(t, "../bootstrap.yaml")
+	rules := tpl.ofType("AWS::Events::Rule")
+	topics := tpl.ofType("AWS::SNS::Topic")
+	if len(rules) != 1 || len(topics) != 1 {
+		t.Fatalf("rules %v, topics %v: want one of each", rules, topics)
+	}
+	rule, topic := rules[0], topics[0]
+	p := tpl.props(rule)
+	pattern, _ := p["EventPattern"].(map[string]any)
+	if got := strs(pattern["source"]); len(got) != 1 || got[0] != "aws.ssm" {
+		t.Errorf("rule source %v, want aws.ssm", got)
+	}
+	if got := strs(dig(pattern, "detail", "status")); !contains(got, "Failed") || !contains(got, "TimedOut") {
+		t.Errorf("rule statuses %v, want Failed and TimedOut", got)
+	}
+	if got := fmt.Sprint(dig(pattern, "detail", "document-name")); got != "[map[prefix:MyWebChat-]]" {
+		t.Errorf("rule documents %s, want the prefix MyWebChat- (every generated document)", got)
+	}
+	for _, d := range documentSources(t) {
+		if !strings.HasPrefix(d.name, "MyWebChat-") {
+			t.Errorf("document %s escapes the rule's prefix", d.name)
+		}
+	}
+	targets := list(p["Targets"])
+	if len(targets) != 1 || fmt.Sprint(dig(targets[0], "Arn", "Ref")) != topic {
+		t.Errorf("rule targets %v, want the topic %s", targets, topic)
+	}
+	published := false
+	for _, name := range tpl.ofType("AWS::SNS::TopicPolicy") {
+		for _, s := range list(dig(tpl.props(name), "PolicyDocument", "Statement")) {
+			if fmt.Sprint(dig(s, "Principal", "Service")) == "events.amazonaws.com" &&
+				fmt.Sprint(dig(s, "Condition", "ArnEquals", "aws:SourceArn", "Fn::GetAtt")) == "["+rule+" Arn]" {
+				published = true
+			}
+		}
+	}
+	if !published {
+		t.Errorf("no topic policy lets the rule %s (and only it) publish", rule)
+	}
+}

@@ -171,6 +171,8 @@ func TestUpRefusesBadInput(t *testing.T) {
 		{"missing value", token1, []string{"--repo"}, "--repo needs a value"},
 		{"unknown flag", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--yes"}, "unknown argument '--yes'"},
 		{"subnets without vpc", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--subnets", "subnet-0123456789abcdef0"}, "--subnets needs --vpc"},
+		{"vpc without subnets", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--vpc", "vpc-0123456789abcdef0"}, "--vpc needs --subnets"},
+		{"fleet in one subnet", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--fleet", "--vpc", "vpc-0123456789abcdef0", "--subnets", "subnet-0123456789abcdef0"}, "at least two availability zones"},
 		{"certificate without fleet", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--certificate-arn", "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}, "is for --fleet"},
 	}
 	for _, tt := range tests {
@@ -201,6 +203,7 @@ func TestUpRefusesBadInput(t *testing.T) {
 // token and leaves the stacks as they are. (The fleet stack's ElastiCache is not
 // something moto can create; cfn-lint and the policy tests cover that template.)
 func TestUpAgainstMoto(t *testing.T) {
+	t.Parallel() // slow: an external tool, run beside the other tests
 	e := newUpEnv(t, startMoto(t))
 	out, errOut, code := e.run(t, token1+"\n", "--repo", "Acme/MyWebChat", "--region", "eu-west-1")
 	if code != 0 {
