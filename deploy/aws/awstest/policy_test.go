@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -387,5 +388,59 @@ func TestAlerts(t *testing.T) {
 	}
 	if !published {
 		t.Errorf("no topic policy lets the rule %s (and only it) publish", rule)
+	}
+}
+
+// TestFleetTargetGroup: the fleet's health check and drain settings are the ones
+// docs/fleet.md gives reasons for, and the deregistration delay outlasts the chat drain
+// (deploy/agent.yaml's drain_timeout), so clients get the orderly 1012 first.
+func TestFleetTargetGroup(t *testing.T) {
+	tpl := loadTemplate(t, "../fleet.yaml")
+	tgs := tpl.ofType("AWS::ElasticLoadBalancingV2::TargetGroup")
+	lbs := tpl.ofType("AWS::ElasticLoadBalancingV2::LoadBalancer")
+	if len(tgs) != 1 || len(lbs) != 1 {
+		t.Fatalf("target groups %v, load balancers %v: want one of each", tgs, lbs)
+	}
+	tg := tpl.props(tgs[0])
+	attrs := map[string]string{}
+	for _, a := range append(list(tg["TargetGroupAttributes"]), list(tpl.props(lbs[0])["LoadBalancerAttributes"])...) {
+		attrs[fmt.Sprint(dig(a, "Key"))] = fmt.Sprint(dig(a, "Value"))
+	}
+	doc, err := os.ReadFile("../../../docs/fleet.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docValue := func(setting string) string {
+		m := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(setting) + ` \| ([^|]+?) \|`).FindSubmatch(doc)
+		if m == nil {
+			t.Fatalf("docs/fleet.md has no %q row", setting)
+		}
+		return string(m[1])
+	}
+	for _, c := range []struct{ setting, got string }{
+		{"health check path", "`" + fmt.Sprint(tg["HealthCheckPath"]) + "`"},
+		{"interval", fmt.Sprint(tg["HealthCheckIntervalSeconds"]) + " s"},
+		{"timeout", fmt.Sprint(tg["HealthCheckTimeoutSeconds"]) + " s"},
+		{"healthy threshold", fmt.Sprint(tg["HealthyThresholdCount"])},
+		{"unhealthy threshold", fmt.Sprint(tg["UnhealthyThresholdCount"])},
+		{"deregistration delay", attrs["deregistration_delay.timeout_seconds"] + " s"},
+		{"idle timeout (ALB attribute)", attrs["idle_timeout.timeout_seconds"] + " s"},
+	} {
+		if want := docValue(c.setting); !strings.HasPrefix(want, c.got) {
+			t.Errorf("%s: fleet.yaml %s, docs/fleet.md %s", c.setting, c.got, want)
+		}
+	}
+	agent, err := os.ReadFile("../../agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*drain_timeout:\s*(\d+)s`).FindSubmatch(agent)
+	if m == nil {
+		t.Fatal("deploy/agent.yaml has no drain_timeout in seconds")
+	}
+	drain, _ := strconv.Atoi(string(m[1]))
+	delay, _ := strconv.Atoi(attrs["deregistration_delay.timeout_seconds"])
+	if delay <= drain {
+		t.Errorf("deregistration delay %d s is not longer than the chat drain (drain_timeout %d s)", delay, drain)
 	}
 }
