@@ -443,4 +443,30 @@ func TestFleetTargetGroup(t *testing.T) {
 	if delay <= drain {
 		t.Errorf("deregistration delay %d s is not longer than the chat drain (drain_timeout %d s)", delay, drain)
 	}
+
+	// A host taken out drains first: the termination hook waits for it, and the user
+	// data starts the drain service with that hook's name.
+	asgs := tpl.ofType("AWS::AutoScaling::AutoScalingGroup")
+	if len(asgs) != 1 {
+		t.Fatalf("Auto Scaling groups %v, want one", asgs)
+	}
+	hooked := false
+	for _, h := range list(tpl.props(asgs[0])["LifecycleHookSpecificationList"]) {
+		if dig(h, "LifecycleTransition") != "autoscaling:EC2_INSTANCE_TERMINATING" {
+			continue
+		}
+		hooked = true
+		if timeout, _ := dig(h, "HeartbeatTimeout").(int); timeout <= drain {
+			t.Errorf("the termination hook times out after %d s, before the chat drain (%d s)", timeout, drain)
+		}
+		userData := fmt.Sprint(dig(tpl.props("LaunchTemplate"), "LaunchTemplateData", "UserData"))
+		for _, want := range []string{"LIFECYCLE_HOOK=" + fmt.Sprint(dig(h, "LifecycleHookName")), "systemctl enable --now mywebchat-fleet-drain.service"} {
+			if !strings.Contains(userData, want) {
+				t.Errorf("the user data lacks %q", want)
+			}
+		}
+	}
+	if !hooked {
+		t.Error("no termination lifecycle hook: a host taken out would not drain the chat first")
+	}
 }
