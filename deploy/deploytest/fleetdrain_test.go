@@ -28,8 +28,8 @@ case "$*" in
 esac
 `,
 		"systemctl": "#!/bin/sh\necho \"systemctl $*\" >>'" + calls + "'\n",
-		"docker": "#!/bin/sh\necho \"docker $*\" >>'" + calls + "'\ncase \"$1\" in ps) printf 'c1\\nc2\\n' ;; esac\n",
-		"aws":    "#!/bin/sh\necho \"aws $*\" >>'" + calls + "'\n",
+		"docker":    "#!/bin/sh\necho \"docker $*\" >>'" + calls + "'\ncase \"$1\" in ps) printf 'c1\\nc2\\n' ;; esac\n",
+		"aws":       "#!/bin/sh\necho \"aws $*\" >>'" + calls + "'\n",
 	}
 }
 
