@@ -65,7 +65,17 @@ case "$AWS_REGION" in
 '' | *[!a-z0-9-]*) die "AWS_REGION in $conf must be a region like eu-west-1" ;;
 esac
 
-token=$(aws ssm get-parameter --region "$AWS_REGION" --name "$GHCR_TOKEN_PARAM" \
+# The deploy agent runs this helper inside its systemd sandbox, where a snap
+# (Ubuntu's aws) cannot start: no mount namespaces, no CAP_SYS_ADMIN. A snap's
+# aws runs as a transient unit outside it instead; its stdout comes back
+# through the pipe, as with a plain aws.
+run_aws() {
+	case "$(command -v aws)" in
+	/snap/* | */snap/bin/aws) systemd-run --quiet --pipe --wait --collect --service-type=exec "$(command -v aws)" "$@" ;;
+	*) aws "$@" ;;
+	esac
+}
+token=$(run_aws ssm get-parameter --region "$AWS_REGION" --name "$GHCR_TOKEN_PARAM" \
 	--with-decryption --query Parameter.Value --output text) ||
 	die "cannot read the parameter $GHCR_TOKEN_PARAM in $AWS_REGION (instance role: ssm:GetParameter and kms:Decrypt)"
 # GitHub tokens are letters, digits and underscores; anything else is not one

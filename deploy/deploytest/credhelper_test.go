@@ -55,6 +55,37 @@ func TestCredentialHelperRotation(t *testing.T) {
 	}
 }
 
+// TestCredentialHelperSnap: where aws is a snap (Ubuntu), which cannot start inside the
+// agent's sandbox, the helper runs it as a transient unit through systemd-run.
+func TestCredentialHelperSnap(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, "registry.env")
+	os.WriteFile(env, []byte("GHCR_USER=acme\nGHCR_TOKEN_PARAM=/mywebchat/ghcr-pull-token\nAWS_REGION=eu-west-1\n"), 0o644)
+	snapBin := filepath.Join(dir, "snap", "bin")
+	os.MkdirAll(snapBin, 0o755)
+	os.WriteFile(filepath.Join(snapBin, "aws"), []byte("#!/bin/sh\necho ghp_fromTheSnap\n"), 0o755)
+	sysBin := filepath.Join(dir, "sbin")
+	os.Mkdir(sysBin, 0o755)
+	runLog := filepath.Join(dir, "systemd-run.calls")
+	// The stand-in skips systemd-run's options and runs the command, as the unit would.
+	os.WriteFile(filepath.Join(sysBin, "systemd-run"), []byte(`#!/bin/sh
+printf '%s\n' "$*" >>'`+runLog+`'
+while [ "${1#--}" != "$1" ]; do shift; done
+exec "$@"
+`), 0o755)
+	cmd := exec.Command("sh", "../docker-credential-mywebchat-ssm.sh", "get")
+	cmd.Env = append(os.Environ(), "PATH="+snapBin+":"+sysBin+":"+os.Getenv("PATH"), "MYWEBCHAT_REGISTRY_ENV="+env)
+	cmd.Stdin = strings.NewReader("ghcr.io\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), `"Secret":"ghp_fromTheSnap"`) {
+		t.Fatalf("get: %v, %q", err, out)
+	}
+	calls, _ := os.ReadFile(runLog)
+	if !strings.HasPrefix(string(calls), "--quiet --pipe --wait --collect --service-type=exec "+filepath.Join(snapBin, "aws")+" ssm get-parameter") {
+		t.Errorf("systemd-run calls: %q; want the snap's aws run through it", calls)
+	}
+}
+
 func TestCredentialHelperRefuses(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.env")
