@@ -216,7 +216,14 @@ deploy() { # deploy STACK TEMPLATE PARAM=VALUE...
 	# Some endpoints refuse an empty change set outright instead of reporting it.
 	case "$out" in
 	*"No updates are to be performed"*) say "up.sh: stack $stack unchanged" ;;
-	*) die "stack $stack failed: aws cloudformation describe-stack-events --stack-name $stack" ;;
+	*)
+		status=$(aws cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].StackStatus' --output text 2>/dev/null) || status=''
+		say "up.sh: stack $stack failed${status:+ ($status)}; why: aws cloudformation describe-stack-events --stack-name $stack"
+		# A stack whose creation failed can only be deleted, then created again.
+		[ "$status" != ROLLBACK_COMPLETE ] ||
+			say "up.sh: fix the cause, then: aws cloudformation delete-stack --stack-name $stack, and run up.sh again"
+		exit 1
+		;;
 	esac
 }
 resource() { # resource STACK LOGICAL-ID: the physical id of a stack's resource
