@@ -2,6 +2,7 @@ package awstest
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,5 +23,21 @@ func TestCfnLint(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("cfn-lint %s: %v\n%s", strings.Join(templates, " "), err, out)
+	}
+}
+
+// maxInlineTemplate is the largest template `aws cloudformation deploy --template-file`
+// sends inline; a bigger one would need an S3 bucket, which up.sh does not create.
+const maxInlineTemplate = 51200
+
+func TestTemplateSize(t *testing.T) {
+	for _, p := range templates {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > maxInlineTemplate {
+			t.Errorf("%s is %d bytes; up.sh can deploy at most %d without an S3 bucket", p, fi.Size(), maxInlineTemplate)
+		}
 	}
 }
