@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,9 +311,25 @@ func TestImages(t *testing.T) {
 	args = append([]string{"run", "-d", "--name", nginxName, "--network", "host",
 		"-v", upMount, "-v", sockMount, "-v", listenConf + ":/etc/nginx/mywebchat/listen.conf:ro"}, nginxHardening...)
 	mustDocker(t, append(args, nginxTag)...)
+	// reload sends SIGHUP and waits until every worker that ran before it has exited. nginx
+	// starts the new workers first and only then tells the old ones to stop accepting, and old
+	// ones finish what they hold: until they are gone a new connection may still be taken by a
+	// worker with the old upstream, even after a request through a new one saw the new one.
 	reload := func(t *testing.T) {
 		t.Helper()
+		old := nginxWorkers(t, nginxName)
 		mustDocker(t, "kill", "--signal", "HUP", nginxName)
+		deadline := time.Now().Add(45 * time.Second) // worker_shutdown_timeout is 40 s
+		for {
+			now := nginxWorkers(t, nginxName)
+			if len(now) > 0 && !slices.ContainsFunc(now, func(pid string) bool { return slices.Contains(old, pid) }) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx reload: workers %v from before the reload still run (now %v)", old, now)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 
 	index, err := os.ReadFile(filepath.Join(root, "static", "index.html"))
@@ -506,6 +523,19 @@ func TestImages(t *testing.T) {
 			t.Errorf("ws dial with the upstream down: got %v, want a bad handshake", err)
 		}
 	})
+}
+
+// nginxWorkers lists the process ids of the container's nginx workers, shutting down or not.
+func nginxWorkers(t *testing.T, container string) []string {
+	t.Helper()
+	out := mustDocker(t, "top", container, "-o", "pid,args")
+	var pids []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.Contains(line, "nginx: worker process") {
+			pids = append(pids, f[0])
+		}
+	}
+	return pids
 }
 
 // waitBody polls url until its body contains want.
