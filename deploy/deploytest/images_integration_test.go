@@ -27,9 +27,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	nginxtemplates "github.com/mywebchat/mywebchat/nginx-templates"
 )
 
 // wantCSP is the policy the page must satisfy (static/ uses no inline
@@ -223,9 +226,20 @@ func TestImages(t *testing.T) {
 	if err := os.Mkdir(upDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeUpstream := func(t *testing.T, server string) {
+	// writeUpstream renders the agent's upstream template with server serving and backups as
+	// the other color.
+	upstreamTmpl := template.Must(template.ParseFS(nginxtemplates.FS, nginxtemplates.Upstream))
+	writeUpstream := func(t *testing.T, server string, backups ...string) {
 		t.Helper()
-		conf := fmt.Sprintf("upstream chat {\n    server %s;\n}\n", server)
+		var b strings.Builder
+		site := struct {
+			App, Color, Release string
+			Servers, Backups    []string
+		}{"mywebchat", "blue", "it-" + id, []string{server}, backups}
+		if err := upstreamTmpl.Execute(&b, site); err != nil {
+			t.Fatal(err)
+		}
+		conf := b.String()
 		// Write then rename, as the agent does, so the folder mount sees it.
 		if err := os.WriteFile(filepath.Join(upDir, ".upstream.tmp"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
@@ -234,7 +248,7 @@ func TestImages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeUpstream(t, "unix:"+sockDir+"/blue.sock")
+	writeUpstream(t, "unix:"+sockDir+"/blue.sock", "unix:"+sockDir+"/green.sock")
 	upMount := upDir + ":/var/lib/deploy-agent/nginx:ro"
 	sockMount := sockDir + ":" + sockDir + ":ro"
 
@@ -502,6 +516,55 @@ func TestImages(t *testing.T) {
 			if h.Get(k) != want {
 				t.Errorf("upstream saw %s: %q, want %q", k, h.Get(k), want)
 			}
+		}
+	})
+
+	// After a switch, an nginx worker still on the previous upstream may send a request to the
+	// old color while it drains: its /healthz and /ws answer 503 then (the agent's own probe
+	// must see that). The user must still be served, by the other color, the upstream's backup.
+	t.Run("a draining color's requests are answered by the other", func(t *testing.T) {
+		draining := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"status":"draining","color":"old"}`)
+		}))
+		defer draining.Close()
+		serving := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" {
+				io.WriteString(w, `{"status":"ok","color":"new"}`)
+				return
+			}
+			u := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+			if c, err := u.Upgrade(w, r, nil); err == nil {
+				c.WriteMessage(websocket.TextMessage, []byte("new"))
+				c.Close()
+			}
+		}))
+		defer serving.Close()
+		writeUpstream(t, strings.TrimPrefix(draining.URL, "http://"), strings.TrimPrefix(serving.URL, "http://"))
+		reload(t)
+		for range 20 {
+			resp, err := http.Get(base + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"new"`) {
+				t.Fatalf("GET /healthz with the served color draining: %d %s, want 200 from the other color", resp.StatusCode, body)
+			}
+		}
+		conn, resp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws", http.Header{"Origin": {base}})
+		if err != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			t.Fatalf("ws dial with the served color draining: %v (status %d), want the other color", err, status)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "new" {
+			t.Errorf("ws through nginx with the served color draining: %q, %v; want the other color", msg, err)
 		}
 	})
 

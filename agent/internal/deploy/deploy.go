@@ -395,7 +395,7 @@ func (r *run) start() error {
 		return ErrAborted
 	}
 	rel := r.rel
-	if err := r.step(StepStart, rel.Container+" on "+backend(&r.cfg, rel)); err != nil {
+	if err := r.step(StepStart, rel.Container+" on "+backend(&r.cfg, rel.Color, rel.Port)); err != nil {
 		return err
 	}
 	if r.reusedID != "" {
@@ -432,7 +432,7 @@ func (r *run) switchProxy() error {
 	if r.aborted() {
 		return ErrAborted
 	}
-	if err := r.step(StepSwitch, "upstream → "+backend(&r.cfg, r.rel)); err != nil {
+	if err := r.step(StepSwitch, "upstream → "+backend(&r.cfg, r.rel.Color, r.rel.Port)); err != nil {
 		return err
 	}
 	content, err := r.d.Render(siteFor(&r.cfg, r.rel))
@@ -616,16 +616,20 @@ func siteFor(cfg *config.Config, rel *state.Release) nginx.Site {
 	if rel == nil {
 		return nginx.Site{App: cfg.App.Name}
 	}
-	return nginx.Site{App: cfg.App.Name, Color: rel.Color, Release: rel.ID, Servers: []string{backend(cfg, rel)}}
+	// The other color is the backup: after a switch, nginx workers still on the previous upstream
+	// may send a request to the old color while it drains (503); nginx then asks the new one.
+	other := config.Other(rel.Color)
+	return nginx.Site{App: cfg.App.Name, Color: rel.Color, Release: rel.ID,
+		Servers: []string{backend(cfg, rel.Color, rel.Port)}, Backups: []string{backend(cfg, other, cfg.Port(other))}}
 }
 
-// backend is where nginx reaches rel: its unix socket, or its port on the loopback when the
+// backend is where nginx reaches a color: its unix socket, or its port on the loopback when the
 // data path is TCP (app.socket_dir).
-func backend(cfg *config.Config, rel *state.Release) string {
-	if sock := cfg.SocketPath(rel.Color); sock != "" {
+func backend(cfg *config.Config, color string, port int) string {
+	if sock := cfg.SocketPath(color); sock != "" {
 		return "unix:" + sock
 	}
-	return "127.0.0.1:" + strconv.Itoa(rel.Port)
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // healthURL is what health checks probe for rel: through its socket when there is one, so the

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -42,6 +43,10 @@ type Site struct {
 	Release string
 	// Servers are the backends, host:port or unix:/absolute/path.sock; none means the placeholder.
 	Servers []string
+	// Backups are backends in the same forms that nginx tries only when a server fails or answers 503 (the
+	// other color: a request that an nginx worker still on the previous upstream sends to the
+	// draining old color is answered by the new one). None means no fallback.
+	Backups []string
 }
 
 // unsafeChars can end a directive, open a block, start a comment or a quoted string in nginx.
@@ -70,7 +75,7 @@ func (s Site) Validate() error {
 	if s.App == "" {
 		return fmt.Errorf("%w: app is empty", ErrInvalidSite)
 	}
-	for _, srv := range s.Servers {
+	for _, srv := range slices.Concat(s.Servers, s.Backups) {
 		if err := checkValue("server", srv); err != nil {
 			return err
 		}
@@ -120,24 +125,34 @@ func Render(fsys fs.FS, name string, s Site) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-var upstreamPortRE = regexp.MustCompile(`(?m)^\s*server\s+127\.0\.0\.1:([0-9]{1,5})\b`)
+var upstreamPortRE = regexp.MustCompile(`(?m)^\s*server\s+127\.0\.0\.1:([0-9]{1,5})\b([^;\n]*)`)
 
-// ServedPorts returns the 127.0.0.1 ports an upstream file sends traffic to.
+var backupRE = regexp.MustCompile(`(^|\s)backup(\s|$)`)
+
+// ServedPorts returns the 127.0.0.1 ports an upstream file sends traffic to, leaving out backup
+// servers (those only take a request that the served one failed).
 func ServedPorts(content []byte) []int {
 	var ports []int
 	for _, m := range upstreamPortRE.FindAllSubmatch(content, -1) {
+		if backupRE.Match(m[2]) {
+			continue
+		}
 		p, _ := strconv.Atoi(string(m[1]))
 		ports = append(ports, p)
 	}
 	return ports
 }
 
-var upstreamSocketRE = regexp.MustCompile(`(?m)^\s*server\s+unix:(/[A-Za-z0-9._/-]+\.sock)\b`)
+var upstreamSocketRE = regexp.MustCompile(`(?m)^\s*server\s+unix:(/[A-Za-z0-9._/-]+\.sock)\b([^;\n]*)`)
 
-// ServedSockets returns the unix socket paths an upstream file sends traffic to.
+// ServedSockets returns the unix socket paths an upstream file sends traffic to, leaving out
+// backup servers.
 func ServedSockets(content []byte) []string {
 	var paths []string
 	for _, m := range upstreamSocketRE.FindAllSubmatch(content, -1) {
+		if backupRE.Match(m[2]) {
+			continue
+		}
 		paths = append(paths, string(m[1]))
 	}
 	return paths

@@ -23,9 +23,9 @@ func TestRenderGolden(t *testing.T) {
 		site Site
 	}{
 		{"placeholder", Site{App: "mywebchat"}},
-		{"blue", Site{App: "mywebchat", Color: "blue", Release: "20261123T050000Z-abcd", Servers: []string{"127.0.0.1:8081"}}},
-		{"green", Site{App: "mywebchat", Color: "green", Release: "r2", Servers: []string{"127.0.0.1:8082"}}},
-		{"blue-socket", Site{App: "mywebchat", Color: "blue", Release: "r3", Servers: []string{"unix:/var/lib/deploy-agent/sockets/mywebchat/blue.sock"}}},
+		{"blue", Site{App: "mywebchat", Color: "blue", Release: "20261123T050000Z-abcd", Servers: []string{"127.0.0.1:8081"}, Backups: []string{"127.0.0.1:8082"}}},
+		{"green", Site{App: "mywebchat", Color: "green", Release: "r2", Servers: []string{"127.0.0.1:8082"}, Backups: []string{"127.0.0.1:8081"}}},
+		{"blue-socket", Site{App: "mywebchat", Color: "blue", Release: "r3", Servers: []string{"unix:/var/lib/deploy-agent/sockets/mywebchat/blue.sock"}, Backups: []string{"unix:/var/lib/deploy-agent/sockets/mywebchat/green.sock"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +54,11 @@ func TestRenderGolden(t *testing.T) {
 			if gotPorts := ServedPorts(got); !slices.Equal(gotPorts, wantPorts) {
 				t.Errorf("ServedPorts = %v, want %v", gotPorts, wantPorts)
 			}
+			// The backup (the other color) is never the served one.
+			wantSockets := map[string][]string{"blue-socket": {"/var/lib/deploy-agent/sockets/mywebchat/blue.sock"}}[tt.name]
+			if gotSockets := ServedSockets(got); !slices.Equal(gotSockets, wantSockets) {
+				t.Errorf("ServedSockets = %v, want %v", gotSockets, wantSockets)
+			}
 		})
 	}
 }
@@ -65,6 +70,7 @@ func TestRenderRejectsUnsafeValues(t *testing.T) {
 			{App: "x", Color: v},
 			{App: "x", Release: v},
 			{App: "x", Servers: []string{"127.0.0.1:8081" + v}},
+			{App: "x", Servers: []string{"127.0.0.1:8081"}, Backups: []string{"127.0.0.1:8082" + v}},
 		} {
 			if _, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, site); !errors.Is(err, ErrInvalidSite) {
 				t.Errorf("Render(%+v) = %v, want ErrInvalidSite", site, err)
