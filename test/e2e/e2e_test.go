@@ -113,6 +113,11 @@ func TestZeroDowntime(t *testing.T) {
 	}
 	t.Log("\n" + zdt.Table(reps, load))
 
+	// Every measurement really sent its load: a report with no traffic would
+	// pass every zero below.
+	for _, rep := range reps {
+		expectTraffic(t, rep, load)
+	}
 	// The agent alone, and two hosts sharing rooms through Redis behind a
 	// load balancer: the same promise.
 	for _, rep := range reps[:2] {
@@ -130,14 +135,20 @@ func TestZeroDowntime(t *testing.T) {
 	// Redis restarting under the fleet (append-only file on its volume):
 	// sends wait and are retried; nothing is lost, doubled or reset, and no
 	// request fails.
-	if redisRep != nil {
+	if redisRep == nil {
+		t.Error("fleet: the Redis restart under load did not run")
+	} else {
+		expectTraffic(t, redisRep, load)
 		expectZero(t, redisRep, "restart failed", redisRep.FailedDeploys())
 		expectUnharmed(t, redisRep)
 	}
 	// A rollout that meets a host that cannot start the release: it stops
 	// there (exit 1), the host before it runs the new release, the failing
 	// host still serves the old one, and users notice nothing.
-	if failRep != nil {
+	if failRep == nil {
+		t.Error("fleet: the rollout that meets a failing host did not run")
+	} else {
+		expectTraffic(t, failRep, load)
 		if len(failRep.Deploys) != 1 || failRep.Deploys[0].Exit != 1 || !strings.Contains(failRep.Deploys[0].Output, "exit 1") {
 			t.Errorf("%s: want one rollout exiting 1 at the last host, got %+v", failRep.Name, failRep.Deploys)
 		} else if next := failRep.Deploys[0].Image; len(failServing) != 2 || failServing[0] != next || failServing[1] == next {
@@ -148,6 +159,9 @@ func TestZeroDowntime(t *testing.T) {
 	// Rooms only span hosts if users do: before every rollout both hosts
 	// must hold some of the clients.
 	t.Logf("fleet: open connections per host before each rollout: %v", spreads)
+	if len(spreads) != load.Deploys {
+		t.Errorf("fleet: connections per host known for %d rollouts, want %d", len(spreads), load.Deploys)
+	}
 	for i, sp := range spreads {
 		if len(sp) != 2 || sp[0] == 0 || sp[1] == 0 {
 			t.Errorf("fleet rollout %d: connections per host %v, want clients on both hosts", i+1, sp)
@@ -167,6 +181,9 @@ func TestZeroDowntime(t *testing.T) {
 				if !r.Pass {
 					t.Error(r.Detail)
 				}
+				if r.Report != nil {
+					expectTraffic(t, r.Report, fl)
+				}
 			})
 		}
 		if err != nil {
@@ -175,12 +192,35 @@ func TestZeroDowntime(t *testing.T) {
 	})
 }
 
+// expectTraffic checks that rep measured the load l: HTTP requests (at
+// least one second's worth) and every WebSocket client, with messages sent.
+func expectTraffic(t *testing.T, rep *zdt.Report, l zdt.Load) {
+	t.Helper()
+	if rep.HTTP.Total < l.Rate {
+		t.Errorf("%s: %d HTTP requests measured, want at least %d (one second of load)", rep.Name, rep.HTTP.Total, l.Rate)
+	}
+	if l.Clients == 0 {
+		return
+	}
+	if rep.WS == nil {
+		t.Errorf("%s: no WebSocket report, want %d clients", rep.Name, l.Clients)
+		return
+	}
+	if rep.WS.Clients != l.Clients || rep.WS.Sent == 0 {
+		t.Errorf("%s: %d WebSocket clients sent %d messages, want %d clients and messages sent", rep.Name, rep.WS.Clients, rep.WS.Sent, l.Clients)
+	}
+}
+
 // expectUnharmed checks what users of rep would have noticed: no failed
 // request, no message lost, unacknowledged or doubled, every outbox empty,
 // no resume that lost continuity.
 func expectUnharmed(t *testing.T, rep *zdt.Report) {
 	t.Helper()
 	expectZero(t, rep, "failed HTTP requests", rep.HTTP.Failed)
+	if rep.WS == nil {
+		t.Errorf("%s: no WebSocket report", rep.Name)
+		return
+	}
 	expectZero(t, rep, "WebSocket messages lost", rep.WS.Lost)
 	expectZero(t, rep, "WebSocket messages unacknowledged", rep.WS.Unacked)
 	expectZero(t, rep, "WebSocket messages doubled", rep.WS.Doubled)

@@ -121,13 +121,55 @@ func (a *Agent) env() []string {
 
 // Start runs `deploy-agent run` and waits until `status` answers (exit 0)
 // or, before any release, something other than 4 (agent not running).
-func (a *Agent) Start(ctx context.Context) error {
+func (a *Agent) Start(ctx context.Context) error { return a.start(ctx, "") }
+
+// StartCrashingAt is Start with the agent's crash hook armed: the daemon
+// SIGKILLs itself as the next deploy starts step (after journaling it).
+func (a *Agent) StartCrashingAt(ctx context.Context, step string) error { return a.start(ctx, step) }
+
+// WaitExit waits up to timeout for the daemon to exit by itself (the crash
+// hook) and reports how it ended.
+func (a *Agent) WaitExit(timeout time.Duration) error {
+	if a.daemon == nil {
+		return errors.New("agent not started")
+	}
+	select {
+	case err := <-a.exited:
+		a.daemon = nil
+		a.logf.Close()
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("agent still running after %s", timeout)
+	}
+}
+
+// ProgressStep reads the deploy in flight from the state dir as a crashed
+// agent left it: its id and step, or empty strings when none.
+func (a *Agent) ProgressStep() (id, step string, err error) {
+	b, err := os.ReadFile(filepath.Join(a.StateDir(), "progress.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	var p struct{ ID, Step string }
+	if err := json.Unmarshal(b, &p); err != nil {
+		return "", "", fmt.Errorf("progress.json: %w", err)
+	}
+	return p.ID, p.Step, nil
+}
+
+func (a *Agent) start(ctx context.Context, crashAt string) error {
 	f, err := os.OpenFile(a.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("agent start: %w", err)
 	}
 	cmd := exec.Command(a.Bin, "run")
 	cmd.Env = append(os.Environ(), a.env()...)
+	if crashAt != "" {
+		cmd.Env = append(cmd.Env, "DEPLOY_AGENT_TEST_CRASH_AT="+crashAt)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()

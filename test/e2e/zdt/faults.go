@@ -537,79 +537,98 @@ func reboot(ctx context.Context, f *FaultEnv) FaultResult {
 	return res
 }
 
-// KillAt is the SIGKILL fault for one deploy step: the agent dies while the
-// step runs, restarts under the same config, and must converge to a healthy
-// color that nginx serves.
+// KillAt is the SIGKILL fault for one deploy step: the agent, started with
+// its crash hook armed, kills itself as the step starts (after journaling it),
+// restarts under the same config, and must converge. A crash before nginx
+// was switched undoes the deploy (the old release serves, the waiting deploy
+// exits 1); from verify on, the new color already serves and is healthy, so
+// the deploy is finished (the new release serves, exit 0). Users notice
+// nothing either way: no failed request, no message lost or doubled.
 func KillAt(step string, short bool) Fault {
 	name := "agent SIGKILLed during " + step
 	return Fault{Name: name, Short: short, Run: func(ctx context.Context, f *FaultEnv) FaultResult {
 		res := FaultResult{Name: name}
 		a := f.agent()
+		before, err := f.snap(ctx)
+		if err != nil {
+			res.Detail = err.Error()
+			return res
+		}
 		img := f.other(ctx)
+		want := before.image
+		wantExit := 1
+		if killForward[step] {
+			want, wantExit = img, 0
+		}
 		var dr stack.DeployResult
-		var seen string
 		var took time.Duration
-		var cerr error
+		var problems []string
 		rep, err := f.measure(ctx, name, func(rep *Report, _ *httpload.Windows) {
+			if err := a.Stop(); err != nil {
+				problems = append(problems, err.Error())
+				return
+			}
+			if err := a.StartCrashingAt(ctx, step); err != nil {
+				problems = append(problems, err.Error())
+				return
+			}
+			// The waiting deploy command outlives the agent (it tolerates a
+			// restart) and reports how the restarted agent ended the deploy.
 			done := make(chan stack.DeployResult, 1)
 			go func() { done <- a.Deploy(ctx, img) }()
-			deadline := time.Now().Add(60 * time.Second)
-			for time.Now().Before(deadline) {
-				st, err := a.Status(ctx)
-				if err == nil && st.Deploying != nil {
-					seen = st.Deploying.Step
-					if seen == step {
-						break
-					}
-				}
-				select {
-				case dr = <-done:
-					done <- dr
-					deadline = time.Time{}
-				case <-time.After(20 * time.Millisecond):
-				}
+			if err := a.WaitExit(60 * time.Second); err == nil {
+				problems = append(problems, "the agent exited cleanly instead of crashing at "+step)
+			} else if !strings.Contains(err.Error(), "killed") {
+				problems = append(problems, "the agent did not crash at "+step+": "+err.Error())
 			}
-			if seen != step {
-				cerr = fmt.Errorf("step %q not observed (last seen %q)", step, seen)
+			if _, at, err := a.ProgressStep(); err != nil || at != step {
+				problems = append(problems, fmt.Sprintf("journal after the crash: step %q (%v), want %q", at, err, step))
+			}
+			if err := a.Start(ctx); err != nil {
+				problems = append(problems, err.Error())
 				<-done
 				return
 			}
-			if err := a.Kill(); err != nil {
-				cerr = err
-			}
 			dr = <-done
 			rep.Deploys = append(rep.Deploys, dr)
-			if err := a.Start(ctx); err != nil {
-				cerr = err
-				return
+			var cerr error
+			if took, cerr = f.converge(ctx, 90*time.Second); cerr != nil {
+				problems = append(problems, cerr.Error())
 			}
-			took, cerr = f.converge(ctx, 90*time.Second)
 		})
 		res.Report = rep
 		if err != nil {
 			res.Detail = err.Error()
 			return res
 		}
-		if cerr != nil && strings.Contains(cerr.Error(), "not observed") {
-			res.Skipped = cerr.Error()
-			res.Pass = true
-			return res
+		if dr.Exit != wantExit {
+			problems = append(problems, fmt.Sprintf("waiting deploy exited %d, want %d: %s", dr.Exit, wantExit, lastLine(dr.Output)))
 		}
-		res.Pass = cerr == nil
+		if st, err := a.Status(ctx); err != nil || st.Active == nil || !sameImage(ctx, st.Active.Image, st.Active.Digest, want) {
+			problems = append(problems, fmt.Sprintf("serving %+v (%v), want %s", st.Active, err, want))
+		}
+		if err := zeroDowntime(rep); err != nil {
+			problems = append(problems, err.Error())
+		}
+		res.Pass = len(problems) == 0
 		res.Detail = fmt.Sprintf("waiting deploy exit %d; converged %.1fs after restart; %d of %d requests failed", dr.Exit, took.Seconds(), rep.HTTP.Failed, rep.HTTP.Total)
 		if rep.WS != nil {
 			res.Detail += fmt.Sprintf("; ws lost %d doubled %d", rep.WS.Lost+rep.WS.Unacked, rep.WS.Doubled)
 		}
-		if cerr != nil {
-			res.Detail += " — " + cerr.Error()
+		if !res.Pass {
+			res.Detail += " — " + strings.Join(problems, "; ")
 		}
 		return res
 	}}
 }
 
+// killForward are the steps at which nginx already serves the new color: a
+// crash there finishes the deploy instead of undoing it.
+var killForward = map[string]bool{"verify": true, "drain": true, "record": true}
+
 // KillSteps are the deploy steps the SIGKILL fault targets, in the agent's
-// order (agent/internal/deploy.Steps); the short form kills during the two
-// steps where both colors are alive.
+// order (agent/internal/deploy.Steps); the short form kills at the two
+// steps where both colors are alive, one on each side of the switch.
 var (
 	KillSteps      = []string{"validate", "pull", "prepare", "start", "health", "switch", "verify", "drain", "record"}
 	ShortKillSteps = []string{"health", "drain"}
