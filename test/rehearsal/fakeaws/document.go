@@ -159,6 +159,9 @@ func (d *document) render(ctx context.Context, name string, supplied map[string]
 		timeout = t
 	case string:
 		n, err := strconv.Atoi(strings.TrimSpace(subst(t)))
+		if missing != nil {
+			return nil, missing
+		}
 		if err != nil {
 			return nil, apiErr("InvalidDocumentContent", "timeoutSeconds %q is not a number", t)
 		}
