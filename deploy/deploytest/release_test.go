@@ -408,9 +408,58 @@ func TestRolloutListInvocationsFails(t *testing.T) {
 	if !strings.Contains(out, "ThrottlingException") {
 		t.Errorf("the error is not shown:\n%s", out)
 	}
+	wantReport(t, out, map[string]string{
+		"i-01": "UNKNOWN: the step failed before it read this host's result",
+		"i-02": "not deployed: the rollout was stopped",
+	})
 	if r.recorded() != "" || r.ran("i-02") {
 		t.Error("the rollout went on after it could not read the results")
 	}
+}
+
+// TestRolloutPollFails: SSM stops answering while a deploy runs; the step
+// fails, and does not leave the command running.
+func TestRolloutPollFails(t *testing.T) {
+	r := newRollout(t)
+	r.host("i-01", true, "", "DELAY=30")
+	r.host("i-02", true, "", "")
+	cmd := r.command()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.ran("i-01") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("i-01 never started:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(r.state, "faults", "ssm.list-commands"), []byte("InternalServerError: try again"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the step went on polling a failing SSM:\n%s", out.String())
+	}
+	if err == nil {
+		t.Fatalf("exit 0 although list-commands failed:\n%s", out.String())
+	}
+	if len(r.calls("ssm", "cancel-command")) != 1 {
+		t.Errorf("the command in flight was not cancelled:\n%s", out.String())
+	}
+	wantReport(t, out.String(), map[string]string{
+		"i-01": "NOT FINISHED: its deploy was cancelled",
+		"i-02": "not deployed: the rollout was stopped",
+	})
+	os.Remove(filepath.Join(r.state, "faults", "ssm.list-commands"))
 }
 
 // TestRolloutCancelled: the runner signals the step when the job is
