@@ -167,6 +167,8 @@ func (r *rollout) command() *exec.Cmd {
 	base := []string{
 		"PATH=" + fakeBin + ":" + os.Getenv("PATH"),
 		"HOME=" + r.work,
+		// The fake compiles its Java matcher once into the user's cache.
+		"XDG_CACHE_HOME=" + userCache(),
 		"FAKEAWS_STATE_DIR=" + r.state,
 		"CI=true", "GITHUB_ACTIONS=true",
 		"GITHUB_RUN_ID=4242", "GITHUB_SHA=" + releaseCommit,
@@ -178,6 +180,13 @@ func (r *rollout) command() *exec.Cmd {
 		r.t.Fatal(err)
 	}
 	return cmd
+}
+
+func userCache() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return d
+	}
+	return os.TempDir()
 }
 
 // run runs the step to its end and returns its output and exit code.
