@@ -135,6 +135,7 @@ type Client struct {
 	lastSeq    uint64
 	applied    []Msg
 	dupes      int // msg frames ignored because their seq was already applied
+	gaps       int // msg frames that skipped seqs: messages this client never saw
 	outbox     []outItem
 	acks       map[string]uint64
 	welcomes   []Welcome
@@ -368,6 +369,11 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 		c.online = f.Online
 	case "msg":
 		if f.Seq > c.lastSeq {
+			// After a reset (lastSeq 0) the replay may start anywhere;
+			// otherwise every seq must follow the last one.
+			if c.lastSeq > 0 && f.Seq != c.lastSeq+1 {
+				c.gaps++
+			}
 			c.lastSeq = f.Seq
 			m := Msg{Epoch: c.epoch, Seq: f.Seq, CID: f.CID, From: f.From, Text: f.Text, X: f.X, Y: f.Y, TS: f.TS}
 			if !c.cfg.Forget {
@@ -548,11 +554,14 @@ func (c *Client) SendRaw(v any) error {
 
 // Snapshot is a copy of what a client has seen so far.
 type Snapshot struct {
-	SID        string
-	Epoch      string
-	LastSeq    uint64
-	Applied    []Msg
-	Dupes      int
+	SID     string
+	Epoch   string
+	LastSeq uint64
+	Applied []Msg
+	Dupes   int
+	// Gaps counts msg frames whose seq skipped past the last applied one + 1
+	// (outside a reset's replay): messages lost to this client.
+	Gaps       int
 	Outbox     int
 	Acks       map[string]uint64
 	Welcomes   []Welcome
@@ -580,7 +589,7 @@ func (c *Client) Snapshot() Snapshot {
 	}
 	return Snapshot{
 		SID: c.cfg.SID, Epoch: c.epoch, LastSeq: c.lastSeq,
-		Applied: append([]Msg(nil), c.applied...), Dupes: c.dupes, Outbox: len(c.outbox), Acks: acks,
+		Applied: append([]Msg(nil), c.applied...), Dupes: c.dupes, Gaps: c.gaps, Outbox: len(c.outbox), Acks: acks,
 		Welcomes: append([]Welcome(nil), c.welcomes...), Closes: append([]Close(nil), c.closes...),
 		Errors: append([]ErrorFrame(nil), c.errs...), DialErrors: c.dialErrors, Online: c.online, Live: c.live,
 		Held: c.held, Moves: append([]Move(nil), c.moves...), Color: c.color, Version: c.version,

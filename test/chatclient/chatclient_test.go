@@ -70,7 +70,14 @@ func TestApplyOnlyNewerSeqs(t *testing.T) {
 	if len(got) != 4 || got[0] != 1 || got[1] != 2 || got[2] != 3 || got[3] != 1 || s.Applied[3].Epoch != "e2" {
 		t.Fatalf("applied %v (%+v), want 1 2 3 then 1 under e2", got, s.Applied)
 	}
-	if s.Dupes != 2 {
-		t.Fatalf("got %d dupes, want 2", s.Dupes)
+	if s.Dupes != 2 || s.Gaps != 0 {
+		t.Fatalf("got %d dupes %d gaps, want 2 and 0", s.Dupes, s.Gaps)
+	}
+	// A seq that skips one is a gap; the replay after a reset is not.
+	c.handle(nil, []byte(`{"t":"msg","seq":3,"cid":"e","text":"skipped 2"}`), time.Now())
+	c.handle(nil, []byte(`{"t":"welcome","epoch":"e3","seq":9,"resume":"reset"}`), time.Now())
+	c.handle(nil, []byte(`{"t":"msg","seq":8,"cid":"f","text":"replay"}`), time.Now())
+	if s := c.Snapshot(); s.Gaps != 1 {
+		t.Fatalf("got %d gaps, want 1", s.Gaps)
 	}
 }

@@ -24,8 +24,9 @@ type conn interface {
 // recvFunc is called for every message a connection receives.
 type recvFunc func(text string, at time.Time)
 
-// dialer creates connections; target is where new TCP connections go (the
-// wave mode switches it like nginx would).
+// dialer creates connections; target is where new connections go: a TCP
+// address, or "unix:" and a socket path (the wave mode switches it like nginx
+// would).
 type dialer struct {
 	o          options
 	target     atomic.Pointer[string]
@@ -45,7 +46,11 @@ func (d *dialer) wsDialer() *websocket.Dialer {
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024, WriteBufferSize: 1024,
 		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, *d.target.Load())
+			t := *d.target.Load()
+			if path, ok := strings.CutPrefix(t, "unix:"); ok {
+				return (&net.Dialer{}).DialContext(ctx, "unix", path)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, t)
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -207,12 +208,26 @@ func wave(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(dir)
 	env := []string{"CHAT_HANDOVER_DIR=" + dir, "CHAT_DRAIN_TIMEOUT=20s"}
-	blue, err := startServer(ctx, o, "blue", env...)
+	// With -move the clients arrive over unix sockets, as nginx's do on a
+	// host, so the draining color can pass their connections to the other.
+	colorEnv := func(color string) []string {
+		if !o.move {
+			return env
+		}
+		return append(slices.Clone(env), "CHAT_SOCKET="+filepath.Join(dir, color+".sock"))
+	}
+	endpoint := func(s *server, color string) string {
+		if !o.move {
+			return s.addr
+		}
+		return "unix:" + filepath.Join(dir, color+".sock")
+	}
+	blue, err := startServer(ctx, o, "blue", colorEnv("blue")...)
 	if err != nil {
 		return err
 	}
 	defer blue.kill()
-	d := newDialer(o, blue.addr)
+	d := newDialer(o, endpoint(blue, "blue"))
 	conns, err := d.connect(ctx, o.n, func(int) recvFunc { return nil })
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -222,13 +237,43 @@ func wave(ctx context.Context, o options) error {
 		conns[i].send(fmt.Sprintf("before %d", i))
 	}
 	time.Sleep(o.settle)
-	green, err := startServer(ctx, o, "green", env...)
+	green, err := startServer(ctx, o, "green", colorEnv("green")...)
 	if err != nil {
 		return err
 	}
 	defer green.kill()
-	d.target.Store(&green.addr)
+	to := endpoint(green, "green")
+	d.target.Store(&to)
 	errsBefore := d.handshakeErrors()
+	// Traffic across the wave: a few clients keep sending (within the rate
+	// limit), so messages are in flight while connections are held, moved or
+	// resumed, and every client's seq must run on without a gap or a repeat.
+	tctx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	var traffic sync.WaitGroup
+	senders := min(o.n, 20)
+	for i := range senders {
+		traffic.Go(func() {
+			// Staggered, so sends are spread evenly over time.
+			select {
+			case <-tctx.Done():
+				return
+			case <-time.After(time.Duration(i) * waveSendEvery / time.Duration(senders)):
+			}
+			t := time.NewTicker(waveSendEvery)
+			defer t.Stop()
+			for k := 0; ; k++ {
+				select {
+				case <-tctx.Done():
+					return
+				case <-t.C:
+					conns[i].send(fmt.Sprintf("during %d.%d", i, k))
+				}
+			}
+		})
+	}
+	// Let the traffic run a little before and after the swap.
+	time.Sleep(2 * waveSendEvery)
 	began := time.Now()
 	code, err := blue.term(25 * time.Second)
 	if err != nil {
@@ -271,11 +316,24 @@ func wave(ctx context.Context, o options) error {
 		})
 	}
 	wg.Wait()
-	outbox, closes := 0, 0
+	time.Sleep(2 * waveSendEvery)
+	stopTraffic()
+	traffic.Wait()
+	// Every send is acked in the end (bounded: what is still unacked then is
+	// reported).
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	for _, c := range d.chats {
+		wg.Go(func() { _ = c.WaitFor(actx, func(s chatclient.Snapshot) bool { return s.Outbox == 0 }) })
+	}
+	wg.Wait()
+	outbox, closes, dupes, seqGaps := 0, 0, 0, 0
 	for _, c := range d.chats {
 		s := c.Snapshot()
 		outbox += s.Outbox
 		closes += len(s.Closes)
+		dupes += s.Dupes
+		seqGaps += s.Gaps
 	}
 	report(o, map[string]any{
 		"mode": "wave", "n": o.n, "rooms": o.rooms,
@@ -287,9 +345,14 @@ func wave(ctx context.Context, o options) error {
 		"hold_go_p50_ms": quantile(holds, 0.50).Milliseconds(), "hold_go_p99_ms": quantile(holds, 0.99).Milliseconds(),
 		"handshake_errors_during_wave": d.handshakeErrors() - errsBefore,
 		"unacked_outbox":               outbox,
+		"dupes":                        dupes, "seq_gaps": seqGaps,
 	})
 	return nil
 }
+
+// waveSendEvery paces each sending client of the wave: 4 per second, under
+// the server's 10 sends per 2 s.
+const waveSendEvery = 250 * time.Millisecond
 
 // quantile returns the q-quantile of ds (0 when empty); it sorts ds.
 func quantile(ds []time.Duration, q float64) time.Duration {
