@@ -411,6 +411,9 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 		switch f.Code {
 		case "rate_limited", "draining":
 			if f.CID != "" {
+				// Not accepted: it counts as unsent, so a move's go sends it
+				// even when the retry below falls due while held.
+				c.markUnsentLocked(f.CID)
 				c.retryLater(conn, f.CID, time.Duration(max(f.RetryMS, 50))*time.Millisecond)
 			}
 		case "too_long", "bad_request":
@@ -493,7 +496,8 @@ func (c *Client) sendNow(conn *websocket.Conn, it outItem) bool {
 	return c.writeLocked(conn, sendFrame(it)) == nil
 }
 
-// retryLater resends cid on the same connection after d if it is still unacked.
+// retryLater resends cid on the same connection after d if it is still
+// unacked and was not sent again meanwhile (after a move's go).
 func (c *Client) retryLater(conn *websocket.Conn, cid string, d time.Duration) {
 	time.AfterFunc(d, func() {
 		c.mu.Lock()
@@ -509,10 +513,19 @@ func (c *Client) retryLater(conn *websocket.Conn, cid string, d time.Duration) {
 			item = *it
 		}
 		c.mu.Unlock()
-		if it != nil {
+		if it != nil && item.on != conn {
 			c.sendNow(conn, item)
 		}
 	})
+}
+
+// markUnsentLocked records that cid was refused: no connection has it.
+func (c *Client) markUnsentLocked(cid string) {
+	for i := range c.outbox {
+		if c.outbox[i].cid == cid {
+			c.outbox[i].on = nil
+		}
+	}
 }
 
 func (c *Client) dropLocked(cid string) {

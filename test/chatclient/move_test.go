@@ -256,3 +256,28 @@ func TestHoldIgnoredWithoutMove(t *testing.T) {
 		t.Fatalf("got %v, want the send (no held from a client without move)", f)
 	}
 }
+
+// TestMoveResendsRefusedSends: a send the old color refused (draining, as it
+// does from the start of its drain) is sent on go, not left to a retry that
+// may fall due while held and so never go out.
+func TestMoveResendsRefusedSends(t *testing.T) {
+	fs := newFakeServer(t)
+	c := New(Config{URL: fs.url, Room: "r", Name: "mina", Move: true})
+	run(t, c)
+	p := fs.accept(t)
+	join(t, p, `{"t":"welcome","epoch":"e1","seq":0,"resume":"reset","color":"blue","version":"v1"}`, `{"t":"resumed","seq":0}`)
+	waitFor(t, c, "live", func(s Snapshot) bool { return s.Live })
+	cid := c.Send("refused", 0.5, 0.5)
+	if f := p.next(t); f["cid"] != cid {
+		t.Fatalf("got %v, want the send", f)
+	}
+	// A retry far off: only go can send it in time.
+	p.serve(t, `{"t":"error","code":"draining","cid":"`+cid+`","retry_ms":60000}`, `{"t":"hold"}`)
+	if f := p.next(t); f["t"] != "held" {
+		t.Fatalf("got %v, want held", f)
+	}
+	p.serve(t, `{"t":"go","color":"green","version":"v2"}`)
+	if f := p.next(t); f["t"] != "send" || f["cid"] != cid {
+		t.Fatalf("got %v, want the refused send again after go", f)
+	}
+}
