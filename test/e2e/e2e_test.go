@@ -44,7 +44,7 @@ func TestZeroDowntime(t *testing.T) {
 	}
 	t.Cleanup(env.Close)
 	load := zdt.Load{
-		Rate: envInt(t, "E2E_RATE", 200), Clients: envInt(t, "E2E_CLIENTS", 50), Rooms: 5,
+		Rate: envInt(t, "E2E_RATE", 200), Clients: envInt(t, "E2E_CLIENTS", 50), Movers: envInt(t, "E2E_MOVERS", 25), Rooms: 5,
 		Send: 2 * time.Second, Deploys: envInt(t, "E2E_DEPLOYS", 3),
 		Warmup: 3 * time.Second, Gap: 2 * time.Second, Tail: 2 * time.Second,
 	}
@@ -127,10 +127,11 @@ func TestZeroDowntime(t *testing.T) {
 		if len(rep.Deploys) != load.Deploys {
 			t.Errorf("%s: deploys run: got %d, want %d", rep.Name, len(rep.Deploys), load.Deploys)
 		}
-		if rep.WS.Reconnects < load.Clients*load.Deploys {
-			t.Errorf("%s: got %d reconnects, want at least %d (every deploy moves every client): is the load really going through the deployed colors?",
-				rep.Name, rep.WS.Reconnects, load.Clients*load.Deploys)
+		if v1 := load.Clients - load.Movers; rep.WS.Reconnects < v1*load.Deploys {
+			t.Errorf("%s: got %d reconnects, want at least %d (every deploy closes every v1 client): is the load really going through the deployed colors?",
+				rep.Name, rep.WS.Reconnects, v1*load.Deploys)
 		}
+		expectMoved(t, rep, load)
 	}
 	// Redis restarting under the fleet (append-only file on its volume):
 	// sends wait and are retried; nothing is lost, doubled or reset, and no
@@ -226,6 +227,30 @@ func expectUnharmed(t *testing.T, rep *zdt.Report) {
 	expectZero(t, rep, "WebSocket messages doubled", rep.WS.Doubled)
 	expectZero(t, rep, "outboxes not empty", rep.WS.NonEmptyOutbox)
 	expectZero(t, rep, "resumes that lost continuity (reset)", rep.WS.Resets)
+}
+
+// maxHoldToGo bounds a move as users would feel it: from hold to go the
+// client sends nothing (docs/protocol.md v1.1).
+const maxHoldToGo = 100 * time.Millisecond
+
+// expectMoved checks the clients that offered caps:["move"]: every deploy
+// moved each of them once, none of their sockets closed (so none
+// reconnected), and hold → go stayed short.
+func expectMoved(t *testing.T, rep *zdt.Report, load zdt.Load) {
+	t.Helper()
+	ws := rep.WS
+	t.Logf("%s: %d movers, %d moves, hold→go p50 %s p99 %s max %s", rep.Name, ws.Movers, ws.Moves, ws.HoldGoP50, ws.HoldGoP99, ws.HoldGoMax)
+	if ws.Movers != load.Movers {
+		t.Errorf("%s: %d clients offered move, want %d", rep.Name, ws.Movers, load.Movers)
+	}
+	expectZero(t, rep, "WebSocket closes of clients that offered move (each is a reconnect)", ws.MoverCloses)
+	expectZero(t, rep, "moves whose go never came", ws.MovesUnfinished)
+	if want := load.Movers * load.Deploys; ws.Moves != want {
+		t.Errorf("%s: %d moves, want %d (every deploy moves every client that offered move)", rep.Name, ws.Moves, want)
+	}
+	if ws.HoldGoP99 >= maxHoldToGo {
+		t.Errorf("%s: hold→go p99 %s, want under %s", rep.Name, ws.HoldGoP99, maxHoldToGo)
+	}
 }
 
 func expectZero(t *testing.T, rep *zdt.Report, what string, got int) {

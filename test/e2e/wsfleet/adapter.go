@@ -20,14 +20,15 @@ type chatClient struct {
 	c    *chatclient.Client
 	room string
 	name string
+	move bool
 
 	mu      sync.Mutex
 	sent    []string
 	resumed []time.Time
 }
 
-func newClient(cfg Config, room, name string) client {
-	cc := &chatClient{room: room, name: name}
+func newClient(cfg Config, room, name string, move bool) client {
+	cc := &chatClient{room: room, name: name, move: move}
 	nd := &net.Dialer{Timeout: 10 * time.Second}
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024,
@@ -39,7 +40,7 @@ func newClient(cfg Config, room, name string) client {
 			return &watchConn{Conn: conn, seen: cc.sawResumed}, nil
 		},
 	}
-	cc.c = chatclient.New(chatclient.Config{URL: cfg.URL, Room: room, Name: name, Origin: cfg.Origin, Dialer: dialer})
+	cc.c = chatclient.New(chatclient.Config{URL: cfg.URL, Room: room, Name: name, Origin: cfg.Origin, Dialer: dialer, Move: move})
 	return cc
 }
 
@@ -75,6 +76,7 @@ func (cc *chatClient) Record() Record {
 		Acked:     make(map[string]Position, len(s.Acks)),
 		Received:  make(map[string][]Position, len(s.Applied)),
 		OutboxLen: s.Outbox,
+		Mover:     cc.move,
 	}
 	cc.mu.Unlock()
 	for cid, seq := range s.Acks {
@@ -85,6 +87,13 @@ func (cc *chatClient) Record() Record {
 	}
 	for _, c := range s.Closes {
 		rec.Closes = append(rec.Closes, c.At)
+	}
+	for _, m := range s.Moves {
+		rec.HoldToGo = append(rec.HoldToGo, m.Go.Sub(m.Hold))
+	}
+	rec.Holds = len(s.Moves)
+	if s.Held {
+		rec.Holds++ // a hold whose go never came
 	}
 	for i, w := range s.Welcomes {
 		if i > 0 && w.Resume != "ok" {

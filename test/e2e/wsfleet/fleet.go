@@ -21,6 +21,9 @@ type Config struct {
 	Rooms   int           // spread round-robin over this many rooms
 	Send    time.Duration // pace between one client's messages
 	Prefix  string        // room and name prefix, unique per scenario
+	// Movers is how many of the clients (spread evenly) offer caps:["move"], so a deploy may move their connection instead
+	// of closing it; the others are protocol v1 clients.
+	Movers int
 }
 
 // client is what the fleet needs from one protocol client.
@@ -63,7 +66,9 @@ func New(cfg Config) *Fleet {
 		if len(room) > 32 {
 			room = room[len(room)-32:]
 		}
-		f.clients = append(f.clients, newClient(cfg, room, fmt.Sprintf("c%d", i)))
+		// Movers spread evenly over the clients, so every room has both kinds.
+		move := (i*cfg.Movers)%cfg.Clients < cfg.Movers
+		f.clients = append(f.clients, newClient(cfg, room, fmt.Sprintf("c%d", i), move))
 		f.rooms = append(f.rooms, room)
 	}
 	return f

@@ -26,6 +26,12 @@ type Record struct {
 	Errors    []string    // error frames and dial failures, as codes or messages
 	Resets    int         // welcome resume:"reset" after the first welcome
 	OutboxLen int         // unacked sends left at the end
+	// Mover is true for a client that offered caps:["move"].
+	Mover bool
+	// HoldToGo is, per completed move, the time from hold to go.
+	HoldToGo []time.Duration
+	// Holds counts the holds the client got, completed by go or not.
+	Holds int
 }
 
 // ClientReport is the verdict on one client.
@@ -60,14 +66,27 @@ type Report struct {
 	GapP50         time.Duration
 	GapP99         time.Duration
 	GapMax         time.Duration
-	Worst          []ClientReport // up to 5 clients with problems, for the log
+	// Movers is how many clients offered caps:["move"]; MoverCloses counts
+	// their closes (a move that worked closes nothing) and Moves their
+	// completed moves (hold … go), MovesUnfinished those that never got go.
+	Movers          int
+	MoverCloses     int
+	Moves           int
+	MovesUnfinished int
+	HoldGoP50       time.Duration
+	HoldGoP99       time.Duration
+	HoldGoMax       time.Duration
+	Worst           []ClientReport // up to 5 clients with problems, for the log
 }
 
 // String is a one-line summary for logs and test output.
 func (r Report) String() string {
 	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d resets=%d reconnects=%d unresolved=%d gap p50=%s p99=%s max=%s",
 		r.Clients, r.Rooms, r.Sent, r.Acked, r.Lost, r.Doubled, r.Unacked, r.NonEmptyOutbox, r.ClientsErrored, r.Resets,
-		r.Reconnects, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond))
+		r.Reconnects, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
+		fmt.Sprintf(" movers=%d mover-closes=%d moves=%d unfinished=%d hold→go p50=%s p99=%s max=%s",
+			r.Movers, r.MoverCloses, r.Moves, r.MovesUnfinished, r.HoldGoP50.Round(100*time.Microsecond),
+			r.HoldGoP99.Round(100*time.Microsecond), r.HoldGoMax.Round(100*time.Microsecond))
 }
 
 // Analyze judges every client against its room: each client must have
@@ -82,7 +101,7 @@ func Analyze(records []Record) Report {
 		sentByRoom[rec.Room] = append(sentByRoom[rec.Room], rec.Sent...)
 	}
 	rep := Report{Clients: len(records), Rooms: len(rooms)}
-	var gaps []time.Duration
+	var gaps, holdGo []time.Duration
 	var problems []ClientReport
 	for _, rec := range records {
 		cr := judge(rec, sentByRoom[rec.Room])
@@ -93,6 +112,13 @@ func Analyze(records []Record) Report {
 		rep.Unacked += cr.Unacked
 		rep.Resets += cr.Resets
 		rep.Reconnects += len(rec.Closes)
+		if rec.Mover {
+			rep.Movers++
+			rep.MoverCloses += len(rec.Closes)
+		}
+		rep.Moves += len(rec.HoldToGo)
+		rep.MovesUnfinished += rec.Holds - len(rec.HoldToGo)
+		holdGo = append(holdGo, rec.HoldToGo...)
 		rep.Unresolved += cr.UnresolvedGaps
 		if cr.OutboxLen > 0 {
 			rep.NonEmptyOutbox++
@@ -110,12 +136,8 @@ func Analyze(records []Record) Report {
 		return (b.Lost + b.Doubled + b.Unacked + b.OutboxLen) - (a.Lost + a.Doubled + a.Unacked + a.OutboxLen)
 	})
 	rep.Worst = problems[:min(5, len(problems))]
-	if len(gaps) > 0 {
-		slices.Sort(gaps)
-		rep.GapP50 = gaps[int(0.5*float64(len(gaps)-1)+0.5)]
-		rep.GapP99 = gaps[int(0.99*float64(len(gaps)-1)+0.5)]
-		rep.GapMax = gaps[len(gaps)-1]
-	}
+	rep.GapP50, rep.GapP99, rep.GapMax = quantiles(gaps)
+	rep.HoldGoP50, rep.HoldGoP99, rep.HoldGoMax = quantiles(holdGo)
 	return rep
 }
 
@@ -160,4 +182,13 @@ func distinct(ps []Position) []Position {
 		}
 	}
 	return out
+}
+
+// quantiles returns p50, p99 and the maximum of ds (zeros when empty); ds is sorted.
+func quantiles(ds []time.Duration) (p50, p99, top time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	return ds[int(0.5*float64(len(ds)-1)+0.5)], ds[int(0.99*float64(len(ds)-1)+0.5)], ds[len(ds)-1]
 }

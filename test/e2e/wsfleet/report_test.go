@@ -44,6 +44,17 @@ func TestAnalyze(t *testing.T) {
 			want: Report{Clients: 1, Rooms: 1, Reconnects: 3, Unresolved: 1, ClientsErrored: 1, Resets: 1,
 				GapP50: 300 * time.Millisecond, GapP99: 300 * time.Millisecond, GapMax: 300 * time.Millisecond},
 		},
+		{
+			name: "moves",
+			records: []Record{
+				{Name: "a", Room: "r", Mover: true, Holds: 2, HoldToGo: []time.Duration{2 * time.Millisecond, 5 * time.Millisecond}},
+				{Name: "b", Room: "r", Mover: true, Holds: 1, Closes: []time.Time{t0}, Resumed: []time.Time{t0.Add(time.Second)}},
+				{Name: "c", Room: "r", Closes: []time.Time{t0}, Resumed: []time.Time{t0.Add(time.Second)}},
+			},
+			want: Report{Clients: 3, Rooms: 1, Reconnects: 2, Movers: 2, MoverCloses: 1, Moves: 2, MovesUnfinished: 1,
+				GapP50: time.Second, GapP99: time.Second, GapMax: time.Second,
+				HoldGoP50: 5 * time.Millisecond, HoldGoP99: 5 * time.Millisecond, HoldGoMax: 5 * time.Millisecond},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 type Load struct {
 	Rate    int           // HTTP requests per second through nginx
 	Clients int           // WebSocket clients; 0 runs HTTP load only
+	Movers  int           // how many of the clients offer caps:["move"] (protocol v1.1)
 	Rooms   int           // rooms the clients spread over
 	Send    time.Duration // each client's pace between messages
 	Deploys int           // consecutive deploys
@@ -159,7 +160,7 @@ func Measure(ctx context.Context, name, baseURL string, l Load, maxRun time.Dura
 	if l.Clients > 0 {
 		fl = wsfleet.New(wsfleet.Config{
 			URL: "ws" + baseURL[len("http"):] + "/ws", Origin: baseURL,
-			Clients: l.Clients, Rooms: l.Rooms, Send: l.Send, Prefix: sanitize(name),
+			Clients: l.Clients, Rooms: l.Rooms, Send: l.Send, Prefix: sanitize(name), Movers: l.Movers,
 		})
 		if err := fl.Connect(ctx, 30*time.Second); err != nil {
 			fl.Close()
