@@ -22,6 +22,7 @@ func main() {
 	var l zdt.Load
 	flag.IntVar(&l.Rate, "rate", 1000, "HTTP requests per second")
 	flag.IntVar(&l.Clients, "clients", 200, "WebSocket clients")
+	flag.IntVar(&l.Movers, "movers", 0, "how many of the WebSocket clients offer caps:[\"move\"] (protocol v1.1); the others are v1 clients")
 	flag.IntVar(&l.Rooms, "rooms", 8, "rooms")
 	flag.DurationVar(&l.Send, "send", 3*time.Second, "each client's pace between messages")
 	flag.IntVar(&l.Deploys, "deploys", 20, "consecutive deploys per deployer")
