@@ -73,7 +73,7 @@ test-integration:
 ## rules (WCAG 2.1 A/AA) on a desktop and a phone, and a frame-time report.
 test-browser:
 	cd test/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund; } && \
-		node --test --test-concurrency=1 chat.test.mjs a11y.test.mjs frames.test.mjs
+		node --test --test-concurrency=1 chat.test.mjs a11y.test.mjs frames.test.mjs move.test.mjs
 
 ## test-e2e: the zero-downtime proof, short form (test/e2e): the deploy agent vs
 ## stop-and-run vs a shell blue/green under 200 req/s and 50 WebSocket clients,
