@@ -26,6 +26,10 @@
 #   MYWEBCHAT_BEHIND_LB 1 when the host is a load balancer's target (a fleet):
 #                     nginx closes connections after each response (no 502s
 #                     on reloads) and takes user addresses from X-Forwarded-For
+#   MYWEBCHAT_LB_CIDR with MYWEBCHAT_BEHIND_LB=1 (required the first time, then
+#                     kept in /etc/mywebchat/lb.env): the ranges the balancer
+#                     connects from, its subnets or the VPC's, comma separated,
+#                     e.g. 10.0.0.0/16. X-Forwarded-For from anyone else is ignored.
 #   AWS_REGION        region of the parameter (default: the instance's region)
 set -eu
 
@@ -47,6 +51,21 @@ token_param=${GHCR_TOKEN_PARAM:-/mywebchat/ghcr-pull-token}
 nginx_image=${NGINX_IMAGE:-ghcr.io/$owner/mywebchat-nginx:latest}
 redis=${MYWEBCHAT_REDIS:-0}
 behind_lb=${MYWEBCHAT_BEHIND_LB:-0}
+
+# Behind a load balancer, nginx believes X-Forwarded-For only from the
+# balancer's ranges. Checked before anything on the host changes.
+lb_listen=''
+if [ "$behind_lb" = 1 ]; then
+	lb_cidr=${MYWEBCHAT_LB_CIDR:-}
+	if [ -z "$lb_cidr" ] && [ -f /etc/mywebchat/lb.env ]; then
+		lb_cidr=$(sed -n 's/^MYWEBCHAT_LB_CIDR=//p' /etc/mywebchat/lb.env)
+	fi
+	[ -n "$lb_cidr" ] || die "MYWEBCHAT_BEHIND_LB=1 needs MYWEBCHAT_LB_CIDR: the address ranges the load balancer connects from (its subnets, or the VPC's range), e.g. MYWEBCHAT_LB_CIDR=10.0.0.0/16; X-Forwarded-For is believed from them only"
+	lb_listen=$(mktemp)
+	trap 'rm -f "$lb_listen"' EXIT
+	sh "$bundle/deploy/nginx-lb-listen.sh" "$lb_cidr" "$bundle/nginx-templates/listen-behind-lb.conf" >"$lb_listen" ||
+		die "MYWEBCHAT_LB_CIDR=$lb_cidr is not usable (see above); nothing was changed"
+fi
 
 # --- packages -------------------------------------------------------------
 os_id=unknown
@@ -131,12 +150,13 @@ fi
 if [ ! -f /etc/mywebchat/nginx.env ]; then
 	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\n' "$nginx_image" >/etc/mywebchat/nginx.env
 fi
-# A load balancer's target: the listen file of nginx-templates/listen-behind-lb.conf, mounted
-# through the unit's NGINX_OPTS (kept flags stay). Applied on re-runs too.
+# A load balancer's target: the listen file of nginx-templates/listen-behind-lb.conf with the
+# balancer's ranges, mounted through the unit's NGINX_OPTS (kept flags stay). Applied on re-runs too.
 nginx_changed=0
 if [ "$behind_lb" = 1 ]; then
-	if ! cmp -s "$bundle/nginx-templates/listen-behind-lb.conf" /etc/mywebchat/listen.conf; then
-		install -m 0644 "$bundle/nginx-templates/listen-behind-lb.conf" /etc/mywebchat/listen.conf
+	printf '# Written by install.sh: the ranges the load balancer connects from.\nMYWEBCHAT_LB_CIDR=%s\n' "$lb_cidr" >/etc/mywebchat/lb.env
+	if ! cmp -s "$lb_listen" /etc/mywebchat/listen.conf; then
+		install -m 0644 "$lb_listen" /etc/mywebchat/listen.conf
 		nginx_changed=1
 	fi
 	mount_opt='-v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro'

@@ -84,11 +84,23 @@ if grep -rq "` + fakeToken + `" /tmp/out1 /tmp/out2 /tmp/calls /etc /root /usr/l
 # With Redis: the colors join its network and name it; the config stays strict YAML.
 rm /etc/deploy-agent/agent.yaml
 echo 'NGINX_OPTS=--memory 256m' >>/etc/mywebchat/nginx.env
-MYWEBCHAT_REDIS=1 MYWEBCHAT_BEHIND_LB=1 sh /bundle/deploy/install.sh >/tmp/out3 2>&1 || { cat /tmp/out3; fail "run with Redis"; }
+# Behind a load balancer without its ranges: a clear error, and nothing changed.
+cp /etc/mywebchat/nginx.env /tmp/nginx.env.before
+if MYWEBCHAT_BEHIND_LB=1 sh /bundle/deploy/install.sh >/tmp/out-nocidr 2>&1; then fail "behind a load balancer without MYWEBCHAT_LB_CIDR: accepted"; fi
+grep -q 'needs MYWEBCHAT_LB_CIDR' /tmp/out-nocidr || fail "no clear error without MYWEBCHAT_LB_CIDR: $(cat /tmp/out-nocidr)"
+[ ! -e /etc/mywebchat/listen.conf ] && [ ! -e /etc/mywebchat/lb.env ] && cmp -s /tmp/nginx.env.before /etc/mywebchat/nginx.env || fail "the refused run changed the host"
+MYWEBCHAT_REDIS=1 MYWEBCHAT_BEHIND_LB=1 MYWEBCHAT_LB_CIDR=10.0.0.0/16,10.1.0.0/24 sh /bundle/deploy/install.sh >/tmp/out3 2>&1 || { cat /tmp/out3; fail "run with Redis"; }
 grep -q '^keepalive_timeout 0;' /etc/mywebchat/listen.conf || fail "behind a load balancer: listen.conf"
+[ "$(grep '^set_real_ip_from' /etc/mywebchat/listen.conf)" = "$(printf 'set_real_ip_from 10.0.0.0/16;\nset_real_ip_from 10.1.0.0/24;')" ] || fail "listen.conf trusts other than the balancer's ranges: $(grep set_real_ip_from /etc/mywebchat/listen.conf)"
 grep -q '^NGINX_OPTS=--memory 256m -v /etc/mywebchat/listen.conf:/etc/nginx/mywebchat/listen.conf:ro$' /etc/mywebchat/nginx.env || fail "behind a load balancer: NGINX_OPTS"
 MYWEBCHAT_BEHIND_LB=1 sh /bundle/deploy/install.sh >/tmp/out4 2>&1 || { cat /tmp/out4; fail "re-run behind a load balancer"; }
 [ "$(grep -c '^NGINX_OPTS=' /etc/mywebchat/nginx.env)" = 1 ] && [ "$(grep -o 'listen.conf:ro' /etc/mywebchat/nginx.env | wc -l)" = 1 ] || fail "re-run added the mount twice"
+grep -q '^set_real_ip_from 10.1.0.0/24;' /etc/mywebchat/listen.conf || fail "a re-run without MYWEBCHAT_LB_CIDR lost the balancer's ranges"
+# A range that would trust everyone is refused, and the host keeps its file.
+cp /etc/mywebchat/listen.conf /tmp/listen.before
+if MYWEBCHAT_BEHIND_LB=1 MYWEBCHAT_LB_CIDR=0.0.0.0/0 sh /bundle/deploy/install.sh >/tmp/out5 2>&1; then fail "MYWEBCHAT_LB_CIDR=0.0.0.0/0 accepted"; fi
+grep -q "'0.0.0.0/0': an IPv4 prefix must be /8 to /32" /tmp/out5 || fail "no clear error for 0.0.0.0/0: $(cat /tmp/out5)"
+cmp -s /tmp/listen.before /etc/mywebchat/listen.conf && grep -q '^MYWEBCHAT_LB_CIDR=10.0.0.0/16,10.1.0.0/24$' /etc/mywebchat/lb.env || fail "the refused range changed the host"
 grep -q 'CHAT_REDIS_URL: "redis://mywebchat-redis:6379/0"' /etc/deploy-agent/agent.yaml || fail "Redis URL not rewritten"
 grep -q '^  network: mywebchat ' /etc/deploy-agent/agent.yaml || fail "app.network not set"
 grep -q 'systemctl enable --now mywebchat-redis.service' /tmp/calls || fail "Redis unit not enabled"
