@@ -156,7 +156,8 @@ func (h dockerHost) run(ctx context.Context, j job, stdout, stderr *os.File) (in
 		kctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		kill := exec.CommandContext(kctx, "docker", "exec", "-u", "0", h.container, "/bin/sh", "-c",
-			`s=$(cat "$1/.session" 2>/dev/null) && kill -KILL -- "-$s"`, "sh", work)
+			// dash's kill takes no "--": a negative pid right after the signal.
+			`s=$(cat "$1/.session" 2>/dev/null) && kill -KILL "-$s"`, "sh", work)
 		if out, err := kill.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "docker host %s: kill session: %v: %s\n", h.container, err, out)
 		}
