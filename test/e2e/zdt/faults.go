@@ -155,7 +155,11 @@ func zeroDowntime(rep *Report) error {
 
 // refused is the shape of every "bad deploy" fault: the deploy must exit
 // with want, and nothing may change, with no failed request meanwhile.
-func refused(name, image string, want int) Fault {
+func refused(name, image string, want int) Fault { return refusedSaying(name, image, want, "") }
+
+// refusedSaying is refused whose deploy output must also contain say: the
+// step that refused it, so a fault stopped somewhere else does not pass.
+func refusedSaying(name, image string, want int, say string) Fault {
 	return Fault{Name: name, Short: true, Run: func(ctx context.Context, f *FaultEnv) FaultResult {
 		res := FaultResult{Name: name}
 		before, err := f.snap(ctx)
@@ -191,6 +195,9 @@ func refused(name, image string, want int) Fault {
 		if strings.TrimSpace(dr.Output) == "" {
 			problems = append(problems, "no message on the output")
 		}
+		if say != "" && !strings.Contains(dr.Output, say) {
+			problems = append(problems, fmt.Sprintf("the output does not say %q", say))
+		}
 		if err := f.unchanged(ctx, before); err != nil {
 			problems = append(problems, err.Error())
 		}
@@ -218,9 +225,9 @@ func lastLine(s string) string {
 // Faults lists every fault scenario in the order they run.
 func Faults() []Fault {
 	fs := []Fault{
-		refused("new image never healthy", "never-healthy", 1),
-		refused("new image crashes on start", "crash", 1),
-		refused("new image reports the wrong color", "wrong-color", 1),
+		refusedSaying("new image never healthy", "never-healthy", 1, `last: HTTP 500 {"status":"broken"}`),
+		refusedSaying("new image crashes on start", "crash", 1, "crashing on start, as asked"),
+		refusedSaying("new image reports the wrong color", "wrong-color", 1, "rolled_back: verify through nginx failed"),
 		refused("foreign image", "foreign", 2),
 		refused("malformed reference", "mywebchat/e2e-app:not a tag!", 2),
 		refused("reference with an empty tag", "mywebchat/e2e-app:", 2),
