@@ -12,7 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join as pathJoin } from 'node:path';
-import { buildChatServer, cleanup, getJSON, launchBrowser, sleep, startChat, startNginx, tempDir, waitFor } from './lib/harness.mjs';
+import { buildChatServer, cleanup, getJSON, launchBrowser, startChat, startNginx, tempDir, waitFor } from './lib/harness.mjs';
 import { join, logEntries, sendAt, typeInFocused, waitForText } from './lib/page.mjs';
 
 const exec = promisify(execFile);
