@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mywebchat/mywebchat/chatserver/internal/chat"
+	"github.com/mywebchat/mywebchat/chatserver/internal/peercred"
 	"github.com/mywebchat/mywebchat/chatserver/internal/replica"
 )
 
@@ -258,22 +259,12 @@ func (n *Node) accept(ln *net.UnixListener) {
 // checkPeer admits only processes of our own user (or root): the folder's
 // mode already restricts who can connect; this is the second fence.
 func checkPeer(conn *net.UnixConn) error {
-	raw, err := conn.SyscallConn()
+	uid, err := peercred.UID(conn)
 	if err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
+		return err
 	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
-	}
-	if credErr != nil {
-		return fmt.Errorf("peer credentials: %w", credErr)
-	}
-	if cred.Uid != uint32(os.Geteuid()) && cred.Uid != 0 {
-		return fmt.Errorf("%w: uid %d", ErrNoPeer, cred.Uid)
+	if uid != uint32(os.Geteuid()) && uid != 0 {
+		return fmt.Errorf("%w: uid %d", ErrNoPeer, uid)
 	}
 	return nil
 }

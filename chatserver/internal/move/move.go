@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mywebchat/mywebchat/chatserver/internal/peercred"
 )
 
 // Session is what the successor needs to carry a connection on.
@@ -334,22 +336,12 @@ func (s *Sender) Close() error { return s.conn.Close() }
 // checkPeer admits only processes of our own user (or root): the folder's
 // mode already restricts who can connect; this is the second fence.
 func checkPeer(conn *net.UnixConn) error {
-	raw, err := conn.SyscallConn()
+	peer, err := peercred.UID(conn)
 	if err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
+		return err
 	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
-	}
-	if credErr != nil {
-		return fmt.Errorf("peer credentials: %w", credErr)
-	}
-	if uid := uint32(os.Getuid()); cred.Uid != uid && cred.Uid != 0 {
-		return fmt.Errorf("move peer uid %d, want %d", cred.Uid, uid)
+	if uid := uint32(os.Getuid()); peer != uid && peer != 0 {
+		return fmt.Errorf("move peer uid %d, want %d", peer, uid)
 	}
 	return nil
 }
