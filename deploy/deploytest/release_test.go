@@ -205,6 +205,49 @@ func (r *rollout) run() (string, int) {
 	return out.String(), code
 }
 
+// background is the step running while the test acts on it.
+type background struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan error
+}
+
+// startUntilRan starts the step and returns once host id's deploy has begun;
+// if it has not by deadline the step is killed and the test fails.
+func (r *rollout) startUntilRan(id string, deadline time.Time) *background {
+	r.t.Helper()
+	b := &background{t: r.t, cmd: r.command(), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	if err := b.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	for !r.ran(id) {
+		if time.Now().After(deadline) {
+			b.cmd.Process.Kill()
+			r.t.Fatalf("%s never started:\n%s", id, b.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return b
+}
+
+// exit waits up to d for the step to end and returns how it ended; if it is
+// still running then, it is killed and the test fails with why, the output
+// following.
+func (b *background) exit(d time.Duration, why string) error {
+	b.t.Helper()
+	select {
+	case err := <-b.done:
+		return err
+	case <-time.After(d):
+		b.cmd.Process.Kill()
+		b.t.Fatalf("%s:\n%s", why, b.out.String())
+		return nil
+	}
+}
+
 // report returns the step's report lines: "i-1: deployed", ...
 func report(out string) map[string]string {
 	lines := map[string]string{}
@@ -432,39 +475,18 @@ func TestRolloutPollFails(t *testing.T) {
 	r := newRollout(t)
 	r.host("i-01", true, "", "DELAY=30")
 	r.host("i-02", true, "", "")
-	cmd := r.command()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !r.ran("i-01") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("i-01 never started:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	step := r.startUntilRan("i-01", time.Now().Add(30*time.Second))
 	if err := os.WriteFile(filepath.Join(r.state, "faults", "ssm.list-commands"), []byte("InternalServerError: try again"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the step went on polling a failing SSM:\n%s", out.String())
-	}
+	err := step.exit(20*time.Second, "the step went on polling a failing SSM")
 	if err == nil {
-		t.Fatalf("exit 0 although list-commands failed:\n%s", out.String())
+		t.Fatalf("exit 0 although list-commands failed:\n%s", step.out.String())
 	}
 	if len(r.calls("ssm", "cancel-command")) != 1 {
-		t.Errorf("the command in flight was not cancelled:\n%s", out.String())
+		t.Errorf("the command in flight was not cancelled:\n%s", step.out.String())
 	}
-	wantReport(t, out.String(), map[string]string{
+	wantReport(t, step.out.String(), map[string]string{
 		"i-01": "NOT FINISHED: its deploy was cancelled",
 		"i-02": "not deployed: the rollout was stopped",
 	})
@@ -479,40 +501,22 @@ func TestRolloutCancelled(t *testing.T) {
 	r.host("i-01", true, "", "")
 	r.host("i-02", true, "", "DELAY=60")
 	r.host("i-03", true, "", "")
-	cmd := r.command()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// The same deadline bounds the wait for the command to end Cancelled below.
 	deadline := time.Now().Add(30 * time.Second)
-	for !r.ran("i-02") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("i-02 never started:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(7 * time.Second): // the runner's SIGTERM would follow after 7.5 s
-		cmd.Process.Kill()
-		t.Fatalf("the step did not end within 7s of SIGINT:\n%s", out.String())
-	}
+	step := r.startUntilRan("i-02", deadline)
+	step.cmd.Process.Signal(syscall.SIGINT)
+	// The runner's SIGTERM would follow after 7.5 s.
+	err := step.exit(7*time.Second, "the step did not end within 7s of SIGINT")
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 130 {
 		t.Errorf("exit %v, want 130", err)
 	}
 	cancels := r.calls("ssm", "cancel-command")
 	if len(cancels) != 1 {
-		t.Fatalf("%d cancel-command calls, want 1:\n%s", len(cancels), out.String())
+		t.Fatalf("%d cancel-command calls, want 1:\n%s", len(cancels), step.out.String())
 	}
 	id := argAfter(cancels[0], "--command-id")
-	wantReport(t, out.String(), map[string]string{
+	wantReport(t, step.out.String(), map[string]string{
 		"i-01": "deployed", "i-02": "NOT FINISHED: its deploy was cancelled",
 		"i-03": "not deployed: the rollout was stopped",
 	})
