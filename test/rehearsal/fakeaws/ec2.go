@@ -29,6 +29,24 @@ func parseFilters(words []string, nameKey string) ([]ec2Filter, error) {
 	return out, nil
 }
 
+// matchTag applies the tag filters EC2 and SSM both know (tag:KEY, tag-key);
+// isTag is false for any other filter.
+func matchTag(tags map[string]string, f ec2Filter) (match, isTag bool) {
+	switch {
+	case strings.HasPrefix(f.Name, "tag:"):
+		v, has := tags[strings.TrimPrefix(f.Name, "tag:")]
+		return has && contains(f.Values, v), true
+	case f.Name == "tag-key":
+		for _, k := range f.Values {
+			if _, has := tags[k]; has {
+				return true, true
+			}
+		}
+		return false, true
+	}
+	return false, false
+}
+
 func describeInstances(ctx context.Context, s *store, a *args) (any, error) {
 	filters, err := parseFilters(a.list("filters"), "Name")
 	if err != nil {
@@ -48,17 +66,11 @@ func describeInstances(ctx context.Context, s *store, a *args) (any, error) {
 		}
 		ok := true
 		for _, f := range filters {
+			if match, isTag := matchTag(in.Tags, f); isTag {
+				ok = ok && match
+				continue
+			}
 			switch {
-			case strings.HasPrefix(f.Name, "tag:"):
-				v, has := in.Tags[strings.TrimPrefix(f.Name, "tag:")]
-				ok = ok && has && contains(f.Values, v)
-			case f.Name == "tag-key":
-				has := false
-				for _, k := range f.Values {
-					_, h := in.Tags[k]
-					has = has || h
-				}
-				ok = ok && has
 			case f.Name == "instance-state-name":
 				ok = ok && contains(f.Values, in.state())
 			case f.Name == "instance-id":
@@ -197,17 +209,11 @@ func describeInstanceInformation(ctx context.Context, s *store, a *args) (any, e
 		ping := ""
 		ok := true
 		for _, f := range filters {
+			if match, isTag := matchTag(in.Tags, f); isTag {
+				ok = ok && match
+				continue
+			}
 			switch {
-			case strings.HasPrefix(f.Name, "tag:"):
-				v, has := in.Tags[strings.TrimPrefix(f.Name, "tag:")]
-				ok = ok && has && contains(f.Values, v)
-			case f.Name == "tag-key":
-				has := false
-				for _, k := range f.Values {
-					_, h := in.Tags[k]
-					has = has || h
-				}
-				ok = ok && has
 			case f.Name == "InstanceIds":
 				ok = ok && contains(f.Values, in.InstanceId)
 			case f.Name == "PingStatus":
