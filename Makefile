@@ -102,6 +102,9 @@ bench:
 	# Two hosts in Redis mode behind a load balancer (BENCHMARKS.md "Redis and fleets"): twice
 	# the containers and nginx hops of one host, so half the rate on this 2-core machine.
 	$(GO) run ./test/e2e/cmd/zdt -rate 500 -clients 200 -rooms 8 -deploys 20 -faults none -scenarios fleet
+	# The production path rehearsed (BENCHMARKS.md "Production path"): three stand-in hosts,
+	# release.yml's deploy step, the SSM documents, install.sh and the units, under load.
+	$(GO) test -tags integration -count=1 -timeout 30m -v -run TestRehearsal ./test/rehearsal/ -rehearsal.long
 	# Deploy agent overhead per deploy (BENCHMARKS.md "Deploy agent"), from history --json steps.
 	$(GO) test -tags integration -count=1 -v -run 'TestHostMode|TestContainerMode' ./agent/cmd/deploy-agent/ | grep -E 'overhead|load'
 	# Fan-out in-process vs. through Redis, one and two instances (BENCHMARKS.md "Redis and fleets").

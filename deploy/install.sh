@@ -20,8 +20,17 @@
 #                     (default /mywebchat/ghcr-pull-token); "none": anonymous pulls
 #   AGENT_BINARY      deploy-agent binary to install (default: bin/deploy-agent-linux-ARCH
 #                     of the bundle, else bin/deploy-agent)
-#   NGINX_IMAGE       first nginx image (default ghcr.io/OWNER/mywebchat-nginx:latest;
-#                     releases pin it by digest afterwards)
+#   NGINX_IMAGE       first nginx image (default: the recorded release's, else
+#                     ghcr.io/OWNER/mywebchat-nginx:latest; releases pin it afterwards)
+#   NGINX_NOFILE      the nginx container's open-files limit (default 65536, or the
+#                     system's hard limit when that is lower)
+#   MYWEBCHAT_RELEASE_PARAM  SSM parameter where release.yml records the current
+#                     release (default /mywebchat/current-release); a host with no
+#                     release yet deploys it before it becomes a deploy target;
+#                     "none" skips that
+#   MYWEBCHAT_DEPLOY_TAG  KEY=VALUE: the instance tag release.yml deploys to
+#                     (default App=mywebchat), set on this instance as the last
+#                     step, once the host runs the current release; "none" skips it
 #   MYWEBCHAT_REDIS   1 to run the Redis container and point the chat at it
 #   MYWEBCHAT_BEHIND_LB 1 when the host is a load balancer's target (a fleet):
 #                     nginx closes connections after each response (no 502s
@@ -50,6 +59,13 @@ ghcr_user=${GHCR_USER:-$owner}
 token_param=${GHCR_TOKEN_PARAM:-/mywebchat/ghcr-pull-token}
 nginx_image=${NGINX_IMAGE:-ghcr.io/$owner/mywebchat-nginx:latest}
 redis=${MYWEBCHAT_REDIS:-0}
+release_param=${MYWEBCHAT_RELEASE_PARAM:-/mywebchat/current-release}
+deploy_tag=${MYWEBCHAT_DEPLOY_TAG:-App=mywebchat}
+case "$deploy_tag" in
+none) ;;
+?*=*) ;;
+*) die "MYWEBCHAT_DEPLOY_TAG must be KEY=VALUE or none, got '$deploy_tag'" ;;
+esac
 behind_lb=${MYWEBCHAT_BEHIND_LB:-0}
 
 # Behind a load balancer, nginx believes X-Forwarded-For only from the
@@ -84,7 +100,7 @@ ubuntu | debian)
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io curl ca-certificates >/dev/null
 	fi
-	if ! command -v aws >/dev/null 2>&1 && [ "$token_param" != none ]; then
+	if ! command -v aws >/dev/null 2>&1; then
 		snap install aws-cli --classic >/dev/null
 	fi
 	;;
@@ -125,6 +141,45 @@ if ! cmp -s "$agent" /usr/local/bin/deploy-agent; then
 	log "installed deploy-agent $(/usr/local/bin/deploy-agent version 2>/dev/null || echo '?')"
 fi
 install -m 0755 "$bundle/deploy/nginx-update.sh" /usr/local/sbin/mywebchat-nginx-update
+install -m 0755 "$bundle/deploy/nginx-run.sh" /usr/local/sbin/mywebchat-nginx-run
+
+# --- AWS: region, instance, the recorded release ---------------------------------
+imds_token=""
+imds() { # imds PATH: instance metadata (IMDSv2)
+	[ -n "$imds_token" ] || imds_token=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token \
+		-H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || return 1
+	curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds_token" "http://169.254.169.254/latest/meta-data/$1"
+}
+region=${AWS_REGION:-}
+if [ -z "$region" ]; then
+	region=$(imds placement/region) || die "AWS_REGION unset and the instance metadata service is unreachable"
+fi
+export AWS_REGION="$region"
+# The release the fleet runs (release.yml records it after each successful
+# rollout): {"app": REF, "nginx": REF, ...}. Each reference must have the
+# shape the SSM document admits.
+release_app=""
+release_nginx=""
+if [ "$release_param" != none ]; then
+	if release=$(aws ssm get-parameter --name "$release_param" --query Parameter.Value --output text 2>/tmp/mywebchat-release.err); then
+		release_app=$(printf '%s' "$release" | sed -n 's/.*"app": *"\([^"]*\)".*/\1/p')
+		release_nginx=$(printf '%s' "$release" | sed -n 's/.*"nginx": *"\([^"]*\)".*/\1/p')
+		printf '%s\n' "$release_app" | grep -Eqx "ghcr\.io/$owner/mywebchat-app(@sha256:[0-9a-f]{64}|:sha-[0-9a-f]{40})" ||
+			die "$release_param holds no valid app image: '$release'"
+		if [ -n "$release_nginx" ]; then
+			printf '%s\n' "$release_nginx" | grep -Eqx "ghcr\.io/$owner/mywebchat-nginx(@sha256:[0-9a-f]{64}|:sha-[0-9a-f]{40})" ||
+				die "$release_param holds no valid nginx image: '$release'"
+		fi
+		log "current release: $release_app (nginx: ${release_nginx:-not recorded})"
+	elif grep -q ParameterNotFound /tmp/mywebchat-release.err; then
+		log "no release recorded in $release_param yet: nginx shows its page until the first rollout"
+	else
+		cat /tmp/mywebchat-release.err >&2
+		die "could not read $release_param"
+	fi
+	rm -f /tmp/mywebchat-release.err
+fi
+[ -n "${NGINX_IMAGE:-}" ] || [ -z "$release_nginx" ] || nginx_image=$release_nginx
 
 # --- config -------------------------------------------------------------------
 install -d -m 0700 /etc/deploy-agent
@@ -148,7 +203,21 @@ fi
 [ -f /etc/mywebchat/app.env ] || install -m 0600 /dev/null /etc/mywebchat/app.env
 [ -f /etc/default/deploy-agent ] || printf '# Environment for deploy-agent.service, e.g. DEPLOY_AGENT_CONFIG=...\n' >/etc/default/deploy-agent
 if [ ! -f /etc/mywebchat/nginx.env ]; then
-	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\n' "$nginx_image" >/etc/mywebchat/nginx.env
+	# Open files: 65536, or what the system allows when that is less (the
+	# engine cannot raise a container above its own hard limit).
+	nofile=${NGINX_NOFILE:-65536}
+	hard=$(awk '/^Max open files/ {print $5}' /proc/self/limits)
+	if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then
+		nofile=$hard
+	fi
+	printf '# Written by install.sh; mywebchat-nginx-update pins releases here.\nNGINX_IMAGE=%s\nNGINX_NOFILE=%s\n' "$nginx_image" "$nofile" >/etc/mywebchat/nginx.env
+fi
+# A connection queued on the listener of an nginx that an update retires
+# moves to its successor's instead of being reset (both listen with reuseport).
+install -d -m 0755 /etc/sysctl.d
+printf 'net.ipv4.tcp_migrate_req = 1\n' >/etc/sysctl.d/60-mywebchat.conf
+if [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null)" != 1 ]; then
+	sysctl -q -w net.ipv4.tcp_migrate_req=1 || log "could not set net.ipv4.tcp_migrate_req=1 (needs Linux 5.14): an nginx update may reset a few connections"
 fi
 # A load balancer's target: the listen file of nginx-templates/listen-behind-lb.conf with the
 # balancer's ranges, mounted through the unit's NGINX_OPTS (kept flags stay). Applied on re-runs too.
@@ -178,12 +247,6 @@ fi
 # stdout to the helper's stdout only: never argv, the environment, a file or the log.
 install -m 0755 "$bundle/deploy/docker-credential-mywebchat-ssm.sh" /usr/local/bin/docker-credential-mywebchat-ssm
 if [ "$token_param" != none ]; then
-	region=${AWS_REGION:-}
-	if [ -z "$region" ]; then
-		imds=$(curl -fsS -m 2 -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60') ||
-			die "AWS_REGION unset and the instance metadata service is unreachable"
-		region=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $imds" http://169.254.169.254/latest/meta-data/placement/region)
-	fi
 	printf '# Written by install.sh for docker-credential-mywebchat-ssm (nothing secret).\nGHCR_USER=%s\nGHCR_TOKEN_PARAM=%s\nAWS_REGION=%s\n' \
 		"$ghcr_user" "$token_param" "$region" >/etc/mywebchat/registry.env.new
 	chmod 0644 /etc/mywebchat/registry.env.new
@@ -241,5 +304,26 @@ else
 	systemctl start mywebchat-nginx.service
 fi
 /usr/local/bin/deploy-agent validate || die "deploy-agent validate failed; fix /etc/deploy-agent/agent.yaml"
+
+# --- the current release, then a deploy target -----------------------------------------
+# A host with no release yet (a new one) deploys the recorded one first, so it
+# never joins the fleet serving the "back in a moment" page.
+if [ -n "$release_app" ] && /usr/local/bin/deploy-agent status --json | grep -q '"active":null'; then
+	log "deploying the current release $release_app"
+	/usr/local/bin/deploy-agent deploy --image "$release_app" --wait=true --timeout 10m ||
+		die "the current release did not deploy (deploy-agent exit code $?); the host is not a deploy target"
+	if [ -n "$release_nginx" ]; then
+		/usr/local/sbin/mywebchat-nginx-update "$release_nginx" ||
+			die "nginx did not switch to $release_nginx; the host is not a deploy target"
+	fi
+fi
+# Only now may release.yml deploy here (it selects hosts by this tag).
+if [ "$deploy_tag" != none ]; then
+	instance=$(cat /var/lib/cloud/data/instance-id 2>/dev/null || imds instance-id) ||
+		die "no instance id (cloud-init's /var/lib/cloud/data/instance-id, or the metadata service)"
+	aws ec2 create-tags --resources "$instance" --tags "Key=${deploy_tag%%=*},Value=${deploy_tag#*=}" ||
+		die "could not tag $instance $deploy_tag (the instance profile needs ec2:CreateTags on itself)"
+	log "tagged $instance $deploy_tag: release.yml deploys here from now on"
+fi
 log "ready: deploy-agent status"
 /usr/local/bin/deploy-agent status || true

@@ -4,7 +4,7 @@
 # overall exposure (0 locked down .. 10 unsafe) must stay at or under the
 # ceiling below: a unit's sandbox may get stricter, never looser.
 # verify also checks that each Exec path exists; the agent binary is not
-# installed on a build machine, so units naming it are verified through a
+# installed on a build machine (nor is mywebchat-nginx-run), so units naming them are verified through a
 # copy that points at a stand-in executable. Everything else is unchanged.
 set -eu
 
@@ -17,6 +17,13 @@ if [ ! -x "$agent" ]; then
 	printf '#!/bin/sh\nexit 0\n' >"$tmp/deploy-agent"
 	chmod 0755 "$tmp/deploy-agent"
 	agent="$tmp/deploy-agent"
+fi
+
+runner=/usr/local/sbin/mywebchat-nginx-run
+if [ ! -x "$runner" ]; then
+	printf '#!/bin/sh\nexit 0\n' >"$tmp/mywebchat-nginx-run"
+	chmod 0755 "$tmp/mywebchat-nginx-run"
+	runner="$tmp/mywebchat-nginx-run"
 fi
 
 # ceiling UNIT: the highest exposure the unit may have (BENCHMARKS.md has
@@ -38,7 +45,7 @@ status=0
 for unit in "$here"/*.service "$here"/*.timer; do
 	[ -e "$unit" ] || continue
 	name=$(basename "$unit")
-	sed "s#/usr/local/bin/deploy-agent#$agent#g" "$unit" >"$tmp/$name"
+	sed "s#/usr/local/bin/deploy-agent#$agent#g; s#/usr/local/sbin/mywebchat-nginx-run#$runner#g" "$unit" >"$tmp/$name"
 	# Timers need their service next to them.
 	case "$name" in *.timer) cp "$here/${name%.timer}.service" "$tmp/" 2>/dev/null || true ;; esac
 	if out=$(cd "$tmp" && systemd-analyze verify "./$name" 2>&1) && [ -z "$out" ]; then

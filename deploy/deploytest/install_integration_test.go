@@ -24,7 +24,13 @@ echo "docker $*" >>/tmp/calls
 `,
 	"aws": `#!/bin/sh
 echo "aws $*" >>/tmp/calls
-if [ -f /tmp/rotated ]; then cat /tmp/rotated; else printf '%s\n' "` + fakeToken + `"; fi
+case "$*" in
+*current-release*)
+	echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: " >&2
+	exit 254
+	;;
+ssm\ get-parameter*) if [ -f /tmp/rotated ]; then cat /tmp/rotated; else printf '%s\n' "` + fakeToken + `"; fi ;;
+esac
 `,
 	"systemctl": `#!/bin/sh
 echo "systemctl $*" >>/tmp/calls
@@ -45,6 +51,7 @@ case "$1" in version) echo stub-1 ;; esac
 const installCheck = `set -eu
 fail() { echo "CHECK FAILED: $*"; exit 1; }
 export PATH=/stubs:$PATH MYWEBCHAT_OWNER=acme AWS_REGION=eu-west-1 AGENT_BINARY=/stubs/deploy-agent
+mkdir -p /var/lib/cloud/data && echo i-0123456789abcdef0 >/var/lib/cloud/data/instance-id
 sh /bundle/deploy/install.sh >/tmp/out1 2>&1 || { cat /tmp/out1; fail "first run"; }
 grep -q 'ghcr.io/acme/mywebchat-app' /etc/deploy-agent/agent.yaml || fail "agent.yaml does not name ghcr.io/acme"
 [ "$(stat -c %a /etc/deploy-agent/agent.yaml)" = 600 ] || fail "agent.yaml mode"
@@ -72,6 +79,9 @@ grep -q '^NGINX_IMAGE=ghcr.io/acme/mywebchat-nginx:latest$' /etc/mywebchat/nginx
 grep -q 'systemctl restart deploy-agent.service' /tmp/calls || fail "first run did not start the agent"
 grep -q 'CHAT_REDIS_URL' /etc/deploy-agent/agent.yaml && fail "CHAT_REDIS_URL kept without Redis"
 grep -q '"live-restore": true' /etc/docker/daemon.json || fail "daemon.json without live-restore"
+grep -q 'aws ec2 create-tags --resources i-0123456789abcdef0 --tags Key=App,Value=mywebchat' /tmp/calls || fail "the instance was not tagged as a deploy target"
+grep -q '^NGINX_NOFILE=[0-9]' /etc/mywebchat/nginx.env || fail "nginx.env without NGINX_NOFILE"
+[ -x /usr/local/sbin/mywebchat-nginx-run ] || fail "nginx run script"
 echo '# operator edit' >>/etc/deploy-agent/agent.yaml
 : >/tmp/calls
 sh /bundle/deploy/install.sh >/tmp/out2 2>&1 || { cat /tmp/out2; fail "second run"; }

@@ -87,6 +87,9 @@ func (cc *chatClient) Record() Record {
 	}
 	for _, c := range s.Closes {
 		rec.Closes = append(rec.Closes, c.At)
+		if c.Code == websocket.CloseAbnormalClosure {
+			rec.Abnormal++
+		}
 	}
 	for _, m := range s.Moves {
 		rec.HoldToGo = append(rec.HoldToGo, m.Go.Sub(m.Hold))

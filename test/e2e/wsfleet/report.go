@@ -25,6 +25,7 @@ type Record struct {
 	Resumed   []time.Time // every `resumed` after a reconnect (not the first)
 	Errors    []string    // error frames and dial failures, as codes or messages
 	Resets    int         // welcome resume:"reset" after the first welcome
+	Abnormal  int         // connections that ended without a close frame (1006)
 	OutboxLen int         // unacked sends left at the end
 	// Mover is true for a client that offered caps:["move"].
 	Mover bool
@@ -63,6 +64,7 @@ type Report struct {
 	Resets         int
 	Reconnects     int
 	Unresolved     int
+	Abnormal       int // connections cut without a close frame, summed over clients
 	GapP50         time.Duration
 	GapP99         time.Duration
 	GapMax         time.Duration
@@ -81,9 +83,9 @@ type Report struct {
 
 // String is a one-line summary for logs and test output.
 func (r Report) String() string {
-	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d resets=%d reconnects=%d unresolved=%d gap p50=%s p99=%s max=%s",
+	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d resets=%d reconnects=%d abnormal-closes=%d unresolved=%d gap p50=%s p99=%s max=%s",
 		r.Clients, r.Rooms, r.Sent, r.Acked, r.Lost, r.Doubled, r.Unacked, r.NonEmptyOutbox, r.ClientsErrored, r.Resets,
-		r.Reconnects, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
+		r.Reconnects, r.Abnormal, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
 		fmt.Sprintf(" movers=%d mover-closes=%d moves=%d unfinished=%d hold→go p50=%s p99=%s max=%s",
 			r.Movers, r.MoverCloses, r.Moves, r.MovesUnfinished, r.HoldGoP50.Round(100*time.Microsecond),
 			r.HoldGoP99.Round(100*time.Microsecond), r.HoldGoMax.Round(100*time.Microsecond))
@@ -120,6 +122,7 @@ func Analyze(records []Record) Report {
 		rep.MovesUnfinished += rec.Holds - len(rec.HoldToGo)
 		holdGo = append(holdGo, rec.HoldToGo...)
 		rep.Unresolved += cr.UnresolvedGaps
+		rep.Abnormal += rec.Abnormal
 		if cr.OutboxLen > 0 {
 			rep.NonEmptyOutbox++
 		}
