@@ -40,10 +40,9 @@ func (w *world) buildRelease(pageMark string) release {
 }
 
 // buildBrokenRelease is a release whose chat server never becomes healthy
-// (it listens on another port than the one the image declares), as a bad
-// commit would be.
+// (it exits at once on a flag it does not know), as a bad commit would be.
 func (w *world) buildBrokenRelease() release {
-	return w.buildReleaseWith("", "ENV CHAT_ADDR=:9999\n")
+	return w.buildReleaseWith("", "ENTRYPOINT [\"/chatserver\", \"-no-such-flag\"]\n")
 }
 
 func (w *world) buildReleaseWith(pageMark, appExtra string) release {
