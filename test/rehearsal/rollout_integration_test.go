@@ -51,7 +51,7 @@ func (w *world) startRollout(r release, withNginx bool) *rolloutRun {
 		"POLL_SECONDS":        "1",
 		"JOB_TIMEOUT_MINUTES": "60", "RELEASE_PARAMETER": "/mywebchat/current-release",
 	}
-	summary := filepath.Join(w.dir, "step-summary.md")
+	summary := filepath.Join(w.dir, "step-summary")
 	env := append(stepEnv(t, step, values),
 		"PATH="+w.bin+":"+os.Getenv("PATH"), "HOME="+w.dir, "FAKEAWS_STATE_DIR="+w.state,
 		"AWS_REGION="+region, "GITHUB_SHA="+r.sha, "GITHUB_RUN_ID="+itoa(w.runID),
