@@ -4,9 +4,6 @@ package deploytest
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,13 +66,11 @@ func TestSingleCommandDeliveryTimesOut(t *testing.T) {
 	// 20 × 2.5 s: the last hosts are due well after the 30 s.
 	twentyHosts(r, 2.5)
 	aws := func(args ...string) string {
-		cmd := exec.Command(filepath.Join(fakeBin, "aws"), args...)
-		cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
-		out, err := cmd.Output()
+		out, err := r.aws(args...)
 		if err != nil {
 			t.Fatalf("aws %v: %v", args, err)
 		}
-		return strings.TrimSpace(string(out))
+		return out
 	}
 	id := aws("ssm", "send-command", "--document-name", "MyWebChat-Deploy", "--targets", "Key=tag:App,Values=mywebchat",
 		"--parameters", `{"ImageRef":["`+appRef+`"]}`, "--max-concurrency", "1", "--max-errors", "0",

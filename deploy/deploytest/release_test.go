@@ -88,15 +88,9 @@ func newRollout(t *testing.T) *rollout {
 // failed test may leave a simulated deploy sleeping) and waits until every
 // command is over, so no runner outlives the test's folders.
 func (r *rollout) stopCommands() {
-	aws := func(args ...string) (string, error) {
-		cmd := exec.Command(filepath.Join(fakeBin, "aws"), args...)
-		cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		out, err := aws("ssm", "list-commands", "--query", "Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
+		out, err := r.aws("ssm", "list-commands", "--query", "Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
 		if err != nil || out == "" {
 			return
 		}
@@ -105,10 +99,19 @@ func (r *rollout) stopCommands() {
 			return
 		}
 		for _, id := range strings.Fields(out) {
-			aws("ssm", "cancel-command", "--command-id", id)
+			r.aws("ssm", "cancel-command", "--command-id", id)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// aws runs the fake CLI on this rollout's state and returns its standard
+// output, trimmed.
+func (r *rollout) aws(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(fakeBin, "aws"), args...)
+	cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
 }
 
 // instance is the fake's registry entry (test/rehearsal/fakeaws doc comment).
@@ -284,14 +287,12 @@ func (r *rollout) calls(prefix ...string) [][]string {
 // recorded returns the current-release parameter, "" when none was written.
 func (r *rollout) recorded() string {
 	r.t.Helper()
-	cmd := exec.Command(filepath.Join(fakeBin, "aws"), "ssm", "get-parameter", "--name", "/mywebchat/current-release",
+	out, err := r.aws("ssm", "get-parameter", "--name", "/mywebchat/current-release",
 		"--query", "Parameter.Value", "--output", "text")
-	cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
-	out, err := cmd.Output()
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
 
 func wantReport(t *testing.T, out string, want map[string]string) {
@@ -521,21 +522,17 @@ func TestRolloutCancelled(t *testing.T) {
 		"i-03": "not deployed: the rollout was stopped",
 	})
 	// The fake's runner ends the command Cancelled and kills the deploy.
-	st := exec.Command(filepath.Join(fakeBin, "aws"), "ssm", "list-commands", "--command-id", id, "--query", "Commands[0].Status", "--output", "text")
-	st.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
 	for {
-		b, err := st.Output()
+		st, err := r.aws("ssm", "list-commands", "--command-id", id, "--query", "Commands[0].Status", "--output", "text")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := strings.TrimSpace(string(b)); s == "Cancelled" {
+		if st == "Cancelled" {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("command %s is %s, want Cancelled", id, s)
+			t.Fatalf("command %s is %s, want Cancelled", id, st)
 		}
 		time.Sleep(50 * time.Millisecond)
-		st = exec.Command(st.Path, st.Args[1:]...)
-		st.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
 	}
 	if r.ran("i-03") || r.recorded() != "" {
 		t.Error("the rollout went on after the cancel")
