@@ -26,21 +26,9 @@ func TestPassConnection(t *testing.T) {
 	}
 	defer l.Close()
 
-	// The user's side and the old process's accepted end.
-	ln, err := net.Listen("unix", filepath.Join(dir, "data.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	user, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The old process's accepted end and the user's side.
+	old, user := pair(t)
 	defer user.Close()
-	old, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := user.Write([]byte("before")); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +42,7 @@ func TestPassConnection(t *testing.T) {
 		t.Fatalf("peer = %+v, want green1", s.Peer)
 	}
 	want := Session{Room: "lobby", SID: "s1", Name: "mina", Epoch: "e1", LastSeq: 41, Pending: []byte("xy")}
-	if err := s.Send(old.(*net.UnixConn), want); err != nil {
+	if err := s.Send(old, want); err != nil {
 		t.Fatal(err)
 	}
 	old.Close() // the old process exits: the connection lives on in the receiver
