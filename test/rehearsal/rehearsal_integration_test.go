@@ -118,8 +118,16 @@ func TestRehearsal(t *testing.T) {
 	})
 
 	t.Run("three consecutive rollouts", func(t *testing.T) { w.consecutive(t, shape, 3) })
+	var good release
+	t.Run("failing release", func(t *testing.T) {
+		st := w.hosts[0].status(t)
+		good = release{app: st.Active.Image}
+		good.nginx = strings.TrimSpace(w.hosts[0].exec("sed -n 's/^NGINX_IMAGE=//p' /etc/mywebchat/nginx.env"))
+		w.failing(t, shape, good)
+	})
 	t.Run("SSM agent down", func(t *testing.T) { w.agentDown(t, shape) })
 	t.Run("tagged host not managed by SSM", func(t *testing.T) { w.unmanaged(t) })
+	t.Run("cancelled job", func(t *testing.T) { w.cancelled(t, shape) })
 }
 
 // checkRollout asserts a rollout that should succeed on every host: exit

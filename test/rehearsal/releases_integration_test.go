@@ -39,6 +39,12 @@ func (w *world) buildRelease(pageMark string) release {
 	return w.buildReleaseWith(pageMark, "")
 }
 
+// buildBrokenRelease is a release whose chat server never becomes healthy
+// (it exits at once on a flag it does not know), as a bad commit would be.
+func (w *world) buildBrokenRelease() release {
+	return w.buildReleaseWith("", "ENTRYPOINT [\"/chatserver\", \"-no-such-flag\"]\n")
+}
+
 func (w *world) buildReleaseWith(pageMark, appExtra string) release {
 	t := w.t
 	t.Helper()

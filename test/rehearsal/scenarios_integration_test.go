@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,6 +39,46 @@ func (w *world) consecutive(t *testing.T, shape loadShape, n int) {
 		}
 	}
 	w.checkRollout(t, runs[len(runs)-1], outcome, rels[len(rels)-1])
+}
+
+// failing: a release whose app never becomes healthy fails on the first
+// host and goes no further; every host keeps serving its release, and the
+// recorded release stays the last good one.
+func (w *world) failing(t *testing.T, shape loadShape, good release) {
+	bad := w.loadRelease(w.buildBrokenRelease())
+	l := w.startLoad(shape, "fail", w.hosts...)
+	rr := w.rollout(bad, true)
+	outcome := l.stop()
+	t.Logf("failing release: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
+	if rr.exit != 1 {
+		t.Errorf("the deploy step exited %d, want 1\n%s", rr.exit, rr.out.String())
+	}
+	// The rollout order is the step's: exactly one host failed, the rest were not touched.
+	failed := 0
+	for _, h := range w.hosts {
+		line := rr.reportLine(h.id)
+		switch {
+		case strings.HasPrefix(line, "FAILED") && strings.Contains(line, "exit code 1"):
+			failed++
+		case strings.HasPrefix(line, "not deployed"):
+		default:
+			t.Errorf("%s: report %q, want FAILED with the agent's exit code 1 (the first host) or not deployed", h.name, line)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d hosts report FAILED, want exactly 1 (the rollout stops at the first failure)\n%s", failed, rr.out.String())
+	}
+	for _, h := range w.hosts {
+		w.requireOn(t, good, h)
+		o := outcome[h.name]
+		t.Logf("%s: %s", h.name, o)
+		if !o.served() {
+			t.Errorf("%s: users noticed the failed release: %s", h.name, o)
+		}
+	}
+	if rec := w.recordedRelease(); rec["app"] != good.app {
+		t.Errorf("a failed release was recorded: %v", rec)
+	}
 }
 
 // agentDown: a host whose SSM agent is down is named in the report and the
@@ -101,6 +142,77 @@ func (w *world) unmanaged(t *testing.T) {
 		if line := rr.reportLine(h.id); line != "deployed" {
 			t.Errorf("%s: report %q, want deployed", h.name, line)
 		}
+		w.requireOn(t, r, h)
+	}
+}
+
+// cancelled: the job is cancelled while the first host deploys. The step
+// cancels the SSM command, reports every host, exits non-zero; users notice
+// nothing, no host is left mid-deploy, and the next rollout succeeds (no
+// "another deploy is running").
+func (w *world) cancelled(t *testing.T, shape loadShape) {
+	r := w.loadRelease(w.buildRelease("page-cancel"))
+	l := w.startLoad(shape, "cancel", w.hosts...)
+	rr := w.startRollout(r, true)
+	ctx := t.Context()
+	var first *host // the host the rollout is deploying when the job is cancelled
+	if err := waitFor(ctx, 60*time.Second, "a host's deploy starts", func() (bool, string) {
+		for _, h := range w.hosts {
+			if st := h.status(t); st.Deploying != nil && st.Deploying.Image == r.app {
+				first = h
+				return true, ""
+			}
+		}
+		return false, "no host deploying yet"
+	}); err != nil {
+		l.stop()
+		t.Fatal(err)
+	}
+	// What the runner does on cancel: SIGINT to the step's shell.
+	_ = rr.cmd.Process.Signal(syscall.SIGINT)
+	rr.wait()
+	t.Logf("cancelled: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
+	// No host is left deploying: the agent finishes or undoes what it had begun.
+	for _, h := range w.hosts {
+		if err := waitFor(ctx, 90*time.Second, h.name+" idle", func() (bool, string) {
+			st := h.status(t)
+			return st.Deploying == nil && st.Active != nil && st.Active.Healthy, "deploying"
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	outcome := l.stop()
+	if rr.exit == 0 {
+		t.Errorf("a cancelled deploy step exited 0\n%s", rr.out.String())
+	}
+	calls, _ := os.ReadFile(filepath.Join(w.state, "calls.log"))
+	if !strings.Contains(string(calls), "cancel-command") {
+		t.Errorf("the cancelled step did not cancel the SSM command\n%s", rr.out.String())
+	}
+	if line := rr.reportLine(first.id); !strings.HasPrefix(line, "NOT FINISHED") {
+		t.Errorf("%s: report %q, want NOT FINISHED", first.name, line)
+	}
+	for _, h := range w.hosts {
+		if line := rr.reportLine(h.id); h != first && line != "deployed" && !strings.HasPrefix(line, "not deployed") {
+			t.Errorf("%s: report %q, want deployed (before the cancel) or not deployed", h.name, line)
+		}
+	}
+	if rec := w.recordedRelease(); rec["app"] == r.app {
+		t.Errorf("a cancelled rollout recorded its release: %v", rec)
+	}
+	for _, h := range w.hosts {
+		o := outcome[h.name]
+		t.Logf("%s: %s", h.name, o)
+		if !o.served() {
+			t.Errorf("%s: users noticed the cancelled rollout: %s", h.name, o)
+		}
+	}
+	// The next run of the same release goes through everywhere.
+	rr = w.rollout(r, true)
+	if rr.exit != 0 {
+		t.Fatalf("the rollout after the cancel exited %d\n%s", rr.exit, rr.out.String())
+	}
+	for _, h := range w.hosts {
 		w.requireOn(t, r, h)
 	}
 }
