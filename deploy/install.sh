@@ -40,6 +40,11 @@
 #                     connects from, its subnets or the VPC's, comma separated,
 #                     e.g. 10.0.0.0/16. X-Forwarded-For from anyone else is ignored.
 #   AWS_REGION        region of the parameter (default: the instance's region)
+#   MYWEBCHAT_RELEASES_URL, MYWEBCHAT_REPO  where mywebchat-agent-upgrade fetches a
+#                     release's bundle from (see deploy/agent-upgrade.sh)
+#
+# The settings are recorded in /etc/mywebchat/host.env (nothing secret), from
+# which mywebchat-agent-upgrade re-runs a newer bundle's install.sh.
 set -eu
 
 log() { printf 'install: %s\n' "$*" >&2; }
@@ -142,6 +147,7 @@ if ! cmp -s "$agent" /usr/local/bin/deploy-agent; then
 fi
 install -m 0755 "$bundle/deploy/nginx-update.sh" /usr/local/sbin/mywebchat-nginx-update
 install -m 0755 "$bundle/deploy/nginx-run.sh" /usr/local/sbin/mywebchat-nginx-run
+install -m 0755 "$bundle/deploy/agent-upgrade.sh" /usr/local/sbin/mywebchat-agent-upgrade
 
 # --- AWS: region, instance, the recorded release ---------------------------------
 imds_token=""
@@ -200,6 +206,19 @@ if [ ! -f /etc/deploy-agent/agent.yaml ]; then
 	mv /etc/deploy-agent/agent.yaml.new /etc/deploy-agent/agent.yaml
 	log "wrote /etc/deploy-agent/agent.yaml"
 fi
+# What this host was bootstrapped with, for mywebchat-agent-upgrade's re-run
+# of a newer bundle's install.sh. Rewritten on every run; nothing secret.
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+{
+	printf '# Written by install.sh: the settings mywebchat-agent-upgrade installs with.\n'
+	printf 'MYWEBCHAT_OWNER=%s\nGHCR_USER=%s\nGHCR_TOKEN_PARAM=%s\n' "$(q "$owner")" "$(q "$ghcr_user")" "$(q "$token_param")"
+	printf 'MYWEBCHAT_RELEASE_PARAM=%s\nMYWEBCHAT_DEPLOY_TAG=%s\n' "$(q "$release_param")" "$(q "$deploy_tag")"
+	printf 'MYWEBCHAT_REDIS=%s\nMYWEBCHAT_BEHIND_LB=%s\nAWS_REGION=%s\n' "$(q "$redis")" "$(q "$behind_lb")" "$(q "$region")"
+	[ -z "${MYWEBCHAT_RELEASES_URL:-}" ] || printf 'MYWEBCHAT_RELEASES_URL=%s\n' "$(q "$MYWEBCHAT_RELEASES_URL")"
+	[ -z "${MYWEBCHAT_REPO:-}" ] || printf 'MYWEBCHAT_REPO=%s\n' "$(q "$MYWEBCHAT_REPO")"
+} >/etc/mywebchat/host.env.new
+chmod 0644 /etc/mywebchat/host.env.new
+mv -f /etc/mywebchat/host.env.new /etc/mywebchat/host.env
 [ -f /etc/mywebchat/app.env ] || install -m 0600 /dev/null /etc/mywebchat/app.env
 [ -f /etc/default/deploy-agent ] || printf '# Environment for deploy-agent.service, e.g. DEPLOY_AGENT_CONFIG=...\n' >/etc/default/deploy-agent
 if [ ! -f /etc/mywebchat/nginx.env ]; then

@@ -159,7 +159,8 @@ func (w *world) userData() string {
 
 // bootstrap runs the README's user data on the host the way cloud-init
 // does (an executable file, run as root), with the owner filled in and the
-// bundle served from the release assets this run built.
+// bundle served from the release assets this run built (and the setting
+// that points mywebchat-agent-upgrade there).
 func (h *host) bootstrap(env ...string) (string, error) {
 	w := h.w
 	ud := w.userData()
@@ -168,15 +169,17 @@ func (h *host) bootstrap(env ...string) (string, error) {
 	if !strings.Contains(ud, latest) {
 		w.t.Fatalf("the user data does not fetch %s:\n%s", latest, ud)
 	}
-	ud = strings.ReplaceAll(ud, latest, "file:///var/tmp/github-release/mywebchat-host.tar.gz")
-	h.exec("mkdir -p /var/tmp/github-release /var/lib/cloud/instance/scripts")
-	run(w.t, ".", "docker", "cp", filepath.Join(w.bundle, "mywebchat-host.tar.gz"), h.container+":/var/tmp/github-release/")
+	ud = strings.ReplaceAll(ud, latest, "file://"+releasesDir+"/mywebchat-host.tar.gz")
+	h.exec("mkdir -p " + releasesDir + " /var/lib/cloud/instance/scripts")
+	run(w.t, ".", "docker", "cp", filepath.Join(w.bundle, "mywebchat-host.tar.gz"), h.container+":"+releasesDir+"/")
 	cmd := exec.Command("docker", "exec", "-i", "-u", "0", h.container, "/bin/sh", "-c", "cat >/var/lib/cloud/instance/scripts/part-001 && chmod 0700 /var/lib/cloud/instance/scripts/part-001")
 	cmd.Stdin = strings.NewReader(ud)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("write user data: %v %s", err, out)
 	}
-	args := []string{"exec", "-u", "0", "-e", "AWS_REGION=" + region}
+	// mywebchat-agent-upgrade fetches later releases' bundles from the
+	// same stand-in for GitHub's release downloads.
+	args := []string{"exec", "-u", "0", "-e", "AWS_REGION=" + region, "-e", "MYWEBCHAT_RELEASES_URL=file://" + releasesDir}
 	for _, e := range env {
 		args = append(args, "-e", e)
 	}
