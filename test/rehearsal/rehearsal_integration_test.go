@@ -129,6 +129,7 @@ func TestRehearsal(t *testing.T) {
 	t.Run("tagged host not managed by SSM", func(t *testing.T) { w.unmanaged(t) })
 	t.Run("cancelled job", func(t *testing.T) { w.cancelled(t, shape) })
 	t.Run("agent upgrade", func(t *testing.T) { w.agentUpgrade(t, shape) })
+	t.Run("token rotation", func(t *testing.T) { w.tokenRotation(t) })
 }
 
 // checkRollout asserts a rollout that should succeed on every host: exit
