@@ -12,10 +12,9 @@ import { mkdir } from 'node:fs/promises';
 import { join as pathJoin } from 'node:path';
 import {
   ARTIFACTS,
-  buildChatServer,
   cleanup,
   launchBrowser,
-  startChat,
+  startOneColor,
   startNginx,
   tempDir,
   waitFor,
@@ -32,9 +31,7 @@ let browser;
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   dir = await tempDir();
-  const handover = pathJoin(dir, 'handover');
-  await mkdir(handover, { mode: 0o700 });
-  chat = await startChat({ bin: await buildChatServer(dir), color: 'blue', handoverDir: handover });
+  chat = await startOneColor(dir);
   nginx = await startNginx({ dir, upstreamPort: chat.port });
   browser = await launchBrowser();
 });

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join as pathJoin } from 'node:path';
-import { ARTIFACTS, buildChatServer, cleanup, launchBrowser, startChat, tempDir, waitFor, watchPage } from './lib/harness.mjs';
+import { ARTIFACTS, cleanup, launchBrowser, startOneColor, tempDir, waitFor, watchPage } from './lib/harness.mjs';
 import { inkTrack, join, waitForText } from './lib/page.mjs';
 
 let dir;
@@ -16,9 +16,7 @@ let browser;
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   dir = await tempDir();
-  const handover = pathJoin(dir, 'handover');
-  await mkdir(handover, { mode: 0o700 });
-  chat = await startChat({ bin: await buildChatServer(dir), color: 'blue', handoverDir: handover });
+  chat = await startOneColor(dir);
   browser = await launchBrowser();
 });
 

@@ -83,6 +83,17 @@ export async function buildChatServer(dir) {
 }
 
 /**
+ * startOneColor builds the chat server into dir and runs it alone as blue,
+ * with a handover folder of its own (0700, as the agent makes it): the setup
+ * of the tests that need one server and no swap.
+ */
+export async function startOneColor(dir) {
+  const handoverDir = join(dir, 'handover');
+  await mkdir(handoverDir, { mode: 0o700 });
+  return startChat({ bin: await buildChatServer(dir), color: 'blue', handoverDir });
+}
+
+/**
  * startChat runs one chat server color and waits for its /healthz.
  * It returns {port, color, proc, logs(), exited, stop()}.
  */
