@@ -122,7 +122,9 @@ func (l *load) stop() map[string]loadOutcome {
 
 // served reports what users would have noticed: failed or refused requests,
 // and chat messages lost, doubled or unacknowledged, clients that saw errors,
-// or sockets cut without a close frame.
+// or sockets cut without a close frame. An `error draining` is not one: the
+// protocol asks the client to keep the message queued and resend it, and the
+// lost/doubled/unacked counts judge whether that worked.
 func (o loadOutcome) served() bool {
 	c := o.Chat
 	return o.Requests > 0 && o.Failed == 0 && o.Refused == 0 && c.Lost == 0 && c.Doubled == 0 && c.Unacked == 0 &&

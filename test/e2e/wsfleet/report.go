@@ -60,7 +60,12 @@ type Report struct {
 	Doubled        int // summed over clients
 	Unacked        int
 	NonEmptyOutbox int // clients whose outbox did not empty
-	ClientsErrored int // clients that saw an error frame or dial failure
+	// ClientsErrored counts clients that saw an error frame or a dial
+	// failure, other than DrainErrors: a send that reaches a draining color
+	// gets `error draining`, the protocol's documented "keep it queued and
+	// resend", so it is counted apart and judged by Lost/Doubled/Unacked.
+	ClientsErrored int
+	DrainErrors    int
 	Resets         int
 	Reconnects     int
 	Unresolved     int
@@ -83,9 +88,9 @@ type Report struct {
 
 // String is a one-line summary for logs and test output.
 func (r Report) String() string {
-	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d resets=%d reconnects=%d abnormal-closes=%d unresolved=%d gap p50=%s p99=%s max=%s",
-		r.Clients, r.Rooms, r.Sent, r.Acked, r.Lost, r.Doubled, r.Unacked, r.NonEmptyOutbox, r.ClientsErrored, r.Resets,
-		r.Reconnects, r.Abnormal, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
+	return fmt.Sprintf("clients=%d rooms=%d sent=%d acked=%d lost=%d doubled=%d unacked=%d non-empty-outbox=%d errored=%d drain-errors=%d resets=%d reconnects=%d abnormal-closes=%d unresolved=%d gap p50=%s p99=%s max=%s",
+		r.Clients, r.Rooms, r.Sent, r.Acked, r.Lost, r.Doubled, r.Unacked, r.NonEmptyOutbox, r.ClientsErrored, r.DrainErrors,
+		r.Resets, r.Reconnects, r.Abnormal, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
 		fmt.Sprintf(" movers=%d mover-closes=%d moves=%d unfinished=%d hold→go p50=%s p99=%s max=%s",
 			r.Movers, r.MoverCloses, r.Moves, r.MovesUnfinished, r.HoldGoP50.Round(100*time.Microsecond),
 			r.HoldGoP99.Round(100*time.Microsecond), r.HoldGoMax.Round(100*time.Microsecond))
@@ -126,11 +131,13 @@ func Analyze(records []Record) Report {
 		if cr.OutboxLen > 0 {
 			rep.NonEmptyOutbox++
 		}
-		if len(cr.Errors) > 0 {
+		drain := drainErrors(cr.Errors)
+		rep.DrainErrors += drain
+		if len(cr.Errors) > drain {
 			rep.ClientsErrored++
 		}
 		gaps = append(gaps, cr.Gaps...)
-		if cr.Lost > 0 || cr.Doubled > 0 || cr.Unacked > 0 || cr.OutboxLen > 0 || len(cr.Errors) > 0 || cr.UnresolvedGaps > 0 {
+		if cr.Lost > 0 || cr.Doubled > 0 || cr.Unacked > 0 || cr.OutboxLen > 0 || len(cr.Errors) > drain || cr.UnresolvedGaps > 0 {
 			problems = append(problems, cr)
 		}
 	}
@@ -142,6 +149,19 @@ func Analyze(records []Record) Report {
 	rep.GapP50, rep.GapP99, rep.GapMax = quantiles(gaps)
 	rep.HoldGoP50, rep.HoldGoP99, rep.HoldGoMax = quantiles(holdGo)
 	return rep
+}
+
+// drainError is how Record.Errors spells the protocol's `error draining`.
+const drainError = "error draining"
+
+func drainErrors(errs []string) int {
+	n := 0
+	for _, e := range errs {
+		if e == drainError {
+			n++
+		}
+	}
+	return n
 }
 
 func judge(rec Record, roomSent []string) ClientReport {

@@ -39,9 +39,10 @@ func TestAnalyze(t *testing.T) {
 			records: []Record{
 				{Name: "a", Room: "r", Closes: []time.Time{t0, t0.Add(10 * time.Second), t0.Add(20 * time.Second)},
 					Resumed: []time.Time{t0.Add(100 * time.Millisecond), t0.Add(10*time.Second + 300*time.Millisecond)},
-					Errors:  []string{"draining"}, Resets: 1},
+					Errors:  []string{"error draining", "error rate_limited"}, Resets: 1},
+				{Name: "b", Room: "r", Errors: []string{"error draining", "error draining"}},
 			},
-			want: Report{Clients: 1, Rooms: 1, Reconnects: 3, Unresolved: 1, ClientsErrored: 1, Resets: 1,
+			want: Report{Clients: 2, Rooms: 1, Reconnects: 3, Unresolved: 1, ClientsErrored: 1, DrainErrors: 3, Resets: 1,
 				GapP50: 300 * time.Millisecond, GapP99: 300 * time.Millisecond, GapMax: 300 * time.Millisecond},
 		},
 		{
