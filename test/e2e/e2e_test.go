@@ -117,6 +117,7 @@ func TestZeroDowntime(t *testing.T) {
 	// pass every zero below.
 	for _, rep := range reps {
 		expectTraffic(t, rep, load)
+		expectDelayMeasured(t, rep)
 	}
 	// The agent alone, and two hosts sharing rooms through Redis behind a
 	// load balancer: the same promise.
@@ -264,6 +265,21 @@ func expectMoved(t *testing.T, rep *zdt.Report, load zdt.Load, maxHoldGo time.Du
 	}
 	if ws.HoldGoP99 >= maxHoldGo {
 		t.Errorf("%s: hold→go p99 %s, want under %s", rep.Name, ws.HoldGoP99, maxHoldGo)
+	}
+}
+
+// expectDelayMeasured checks that rep measured the delivery delay of `msg`
+// in both phases. Its size is reported (the table, BENCHMARKS.md), not
+// asserted: on a shared two-core machine it follows the other load.
+func expectDelayMeasured(t *testing.T, rep *zdt.Report) {
+	t.Helper()
+	if rep.WS == nil {
+		return // expectTraffic already said so
+	}
+	t.Logf("%s: msg delay steady %s; during deploys %s", rep.Name, rep.WS.DelaySteady, rep.WS.DelayDeploy)
+	if rep.WS.DelaySteady.Count == 0 || rep.WS.DelayDeploy.Count == 0 {
+		t.Errorf("%s: msg deliveries measured: %d in steady state, %d sent during deploys; want some of each",
+			rep.Name, rep.WS.DelaySteady.Count, rep.WS.DelayDeploy.Count)
 	}
 }
 

@@ -3,6 +3,7 @@ package wsfleet
 import (
 	"bytes"
 	"context"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -14,21 +15,25 @@ import (
 )
 
 // chatClient adapts test/chatclient to the fleet. The protocol client keeps
-// everything the analysis needs except the moment each `resumed` arrives,
-// which the reconnect gap is measured to; a watching net.Conn records it.
+// everything the analysis needs except three moments: when each `resumed`
+// arrives, which the reconnect gap is measured to (a watching net.Conn
+// records it), when each message was handed to the client to send, and when
+// each room message arrived, which the delivery delay is measured between.
 type chatClient struct {
 	c    *chatclient.Client
 	room string
 	name string
 	move bool
 
-	mu      sync.Mutex
-	sent    []string
-	resumed []time.Time
+	mu         sync.Mutex
+	sent       []string
+	sentAt     map[string]time.Time
+	receivedAt map[string]time.Time
+	resumed    []time.Time
 }
 
 func newClient(cfg Config, room, name string, move bool) client {
-	cc := &chatClient{room: room, name: name, move: move}
+	cc := &chatClient{room: room, name: name, move: move, sentAt: map[string]time.Time{}, receivedAt: map[string]time.Time{}}
 	nd := &net.Dialer{Timeout: 10 * time.Second}
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024,
@@ -40,8 +45,19 @@ func newClient(cfg Config, room, name string, move bool) client {
 			return &watchConn{Conn: conn, seen: cc.sawResumed}, nil
 		},
 	}
-	cc.c = chatclient.New(chatclient.Config{URL: cfg.URL, Room: room, Name: name, Origin: cfg.Origin, Dialer: dialer, Move: move})
+	cc.c = chatclient.New(chatclient.Config{URL: cfg.URL, Room: room, Name: name, Origin: cfg.Origin, Dialer: dialer, Move: move,
+		OnMsg: cc.sawMsg})
 	return cc
+}
+
+// sawMsg keeps the first arrival of each message: a replay after a resume is
+// not a delivery, and a message applied twice is counted as doubled apart.
+func (cc *chatClient) sawMsg(m chatclient.Msg, at time.Time) {
+	cc.mu.Lock()
+	if _, ok := cc.receivedAt[m.CID]; !ok {
+		cc.receivedAt[m.CID] = at
+	}
+	cc.mu.Unlock()
 }
 
 func (cc *chatClient) sawResumed(at time.Time) {
@@ -57,9 +73,14 @@ func (cc *chatClient) Ready() bool { return cc.c.Snapshot().Live }
 func (cc *chatClient) Online() int { return cc.c.Snapshot().Online }
 
 func (cc *chatClient) Send(text string) error {
+	// The delay counts from the moment a person would have pressed enter:
+	// a message queued while the connection is held or reconnecting waits
+	// in the outbox, and that wait is part of what the room sees.
+	at := time.Now()
 	cid := cc.c.Send(text, rand.Float64(), rand.Float64())
 	cc.mu.Lock()
 	cc.sent = append(cc.sent, cid)
+	cc.sentAt[cid] = at
 	cc.mu.Unlock()
 	return nil
 }
@@ -71,12 +92,14 @@ func (cc *chatClient) Record() Record {
 	cc.mu.Lock()
 	rec := Record{
 		Name: cc.name, Room: cc.room,
-		Sent:      append([]string(nil), cc.sent...),
-		Resumed:   append([]time.Time(nil), cc.resumed...),
-		Acked:     make(map[string]Position, len(s.Acks)),
-		Received:  make(map[string][]Position, len(s.Applied)),
-		OutboxLen: s.Outbox,
-		Mover:     cc.move,
+		Sent:       append([]string(nil), cc.sent...),
+		Resumed:    append([]time.Time(nil), cc.resumed...),
+		SentAt:     maps.Clone(cc.sentAt),
+		ReceivedAt: maps.Clone(cc.receivedAt),
+		Acked:      make(map[string]Position, len(s.Acks)),
+		Received:   make(map[string][]Position, len(s.Applied)),
+		OutboxLen:  s.Outbox,
+		Mover:      cc.move,
 	}
 	cc.mu.Unlock()
 	for cid, seq := range s.Acks {

@@ -2,7 +2,8 @@
 // through nginx while deploys happen: every client joins a room, sends at a
 // steady pace, and records what it sent, what was acknowledged and what it
 // received; Analyze then reports lost and doubled messages per client,
-// outboxes that did not empty, errors, and reconnect gaps.
+// outboxes that did not empty, errors, reconnect gaps, moves, and how long
+// messages took to reach the other members of the room.
 package wsfleet
 
 import (
@@ -24,6 +25,11 @@ type Config struct {
 	// Movers is how many of the clients (spread evenly) offer caps:["move"], so a deploy may move their connection instead
 	// of closing it; the others are protocol v1 clients.
 	Movers int
+	// InDeploy reports whether a moment fell while a deploy was in progress;
+	// Finish splits the messages' delivery delays by their send time with
+	// it. It is asked only after the run, so windows may be added meanwhile.
+	// Nil counts every message as steady state.
+	InDeploy func(time.Time) bool
 }
 
 // client is what the fleet needs from one protocol client.
@@ -187,7 +193,9 @@ func (f *Fleet) Finish(ctx context.Context, settle time.Duration) Report {
 		records[i] = c.Record()
 	}
 	f.Close()
-	return Analyze(records)
+	rep := Analyze(records)
+	rep.DelaySteady, rep.DelayDeploy = Delays(records, f.cfg.InDeploy)
+	return rep
 }
 
 // settled reports whether every outbox is empty and every client received

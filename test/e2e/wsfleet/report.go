@@ -33,6 +33,12 @@ type Record struct {
 	HoldToGo []time.Duration
 	// Holds counts the holds the client got, completed by go or not.
 	Holds int
+	// SentAt is when each of its sends was handed to the client (cid →
+	// time); ReceivedAt when each message of its room first arrived. All
+	// clients share one clock, so a receiver's time minus the sender's is
+	// that message's delivery delay.
+	SentAt     map[string]time.Time
+	ReceivedAt map[string]time.Time
 }
 
 // ClientReport is the verdict on one client.
@@ -83,7 +89,23 @@ type Report struct {
 	HoldGoP50       time.Duration
 	HoldGoP99       time.Duration
 	HoldGoMax       time.Duration
-	Worst           []ClientReport // up to 5 clients with problems, for the log
+	// DelaySteady and DelayDeploy are the delivery delays of `msg` (from
+	// the sender's send to each other member's receipt) of messages sent in
+	// steady state and of those sent while a deploy was in progress.
+	DelaySteady Delay
+	DelayDeploy Delay
+	Worst       []ClientReport // up to 5 clients with problems, for the log
+}
+
+// Delay sums a set of delivery delays.
+type Delay struct {
+	Count         int // deliveries measured (messages × receivers)
+	P50, P99, Max time.Duration
+}
+
+func (d Delay) String() string {
+	return fmt.Sprintf("n=%d p50=%s p99=%s max=%s", d.Count, d.P50.Round(100*time.Microsecond),
+		d.P99.Round(100*time.Microsecond), d.Max.Round(100*time.Microsecond))
 }
 
 // String is a one-line summary for logs and test output.
@@ -93,7 +115,46 @@ func (r Report) String() string {
 		r.Resets, r.Reconnects, r.Abnormal, r.Unresolved, r.GapP50.Round(time.Millisecond), r.GapP99.Round(time.Millisecond), r.GapMax.Round(time.Millisecond)) +
 		fmt.Sprintf(" movers=%d mover-closes=%d moves=%d unfinished=%d hold→go p50=%s p99=%s max=%s",
 			r.Movers, r.MoverCloses, r.Moves, r.MovesUnfinished, r.HoldGoP50.Round(100*time.Microsecond),
-			r.HoldGoP99.Round(100*time.Microsecond), r.HoldGoMax.Round(100*time.Microsecond))
+			r.HoldGoP99.Round(100*time.Microsecond), r.HoldGoMax.Round(100*time.Microsecond)) +
+		fmt.Sprintf(" msg delay steady %s, during deploys %s", r.DelaySteady, r.DelayDeploy)
+}
+
+// Delays measures how long each message took from its sender's send to its
+// arrival at every other member of the room, split by whether it was sent
+// while a deploy was in progress (inDeploy true; nil means never). A message
+// a member never received is not a delay: Analyze counts it as lost.
+func Delays(records []Record, inDeploy func(time.Time) bool) (steady, deploy Delay) {
+	type origin struct {
+		at     time.Time
+		sender int
+	}
+	sent := map[string]map[string]origin{} // room → cid → origin
+	for i, rec := range records {
+		if sent[rec.Room] == nil {
+			sent[rec.Room] = map[string]origin{}
+		}
+		for cid, at := range rec.SentAt {
+			sent[rec.Room][cid] = origin{at, i}
+		}
+	}
+	var st, dp []time.Duration
+	for i, rec := range records {
+		for cid, at := range rec.ReceivedAt {
+			o, ok := sent[rec.Room][cid]
+			if !ok || o.sender == i {
+				continue
+			}
+			if inDeploy != nil && inDeploy(o.at) {
+				dp = append(dp, at.Sub(o.at))
+			} else {
+				st = append(st, at.Sub(o.at))
+			}
+		}
+	}
+	steady.Count, deploy.Count = len(st), len(dp)
+	steady.P50, steady.P99, steady.Max = quantiles(st)
+	deploy.P50, deploy.P99, deploy.Max = quantiles(dp)
+	return steady, deploy
 }
 
 // Analyze judges every client against its room: each client must have

@@ -67,3 +67,44 @@ func TestAnalyze(t *testing.T) {
 		})
 	}
 }
+
+func TestDelays(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	// A deploy ran from 9 s to 10.1 s: a2 was sent during it and arrived after.
+	inDeploy := func(t time.Time) bool { return !t.Before(at(9*time.Second)) && !t.After(at(10*time.Second+ms(100))) }
+	records := []Record{
+		{Name: "a", Room: "r", Sent: []string{"a1", "a2"},
+			SentAt: map[string]time.Time{"a1": t0, "a2": at(10 * time.Second)},
+			// Its own message coming back is no delivery to another member.
+			ReceivedAt: map[string]time.Time{"a1": at(ms(1)), "a2": at(10*time.Second + ms(1)), "b1": at(time.Second + ms(20))}},
+		{Name: "b", Room: "r", Sent: []string{"b1"},
+			SentAt:     map[string]time.Time{"b1": at(time.Second)},
+			ReceivedAt: map[string]time.Time{"a1": at(ms(5)), "a2": at(10*time.Second + ms(300)), "b1": at(time.Second + ms(2))}},
+		// c never got a2: a loss, which Analyze counts, not a delay.
+		{Name: "c", Room: "r", ReceivedAt: map[string]time.Time{"a1": at(ms(7)), "b1": at(time.Second + ms(30))}},
+		// d is in another room: a cid of room r arriving there is not r's delivery.
+		{Name: "d", Room: "other", ReceivedAt: map[string]time.Time{"a1": at(ms(900))}},
+	}
+	tests := []struct {
+		name           string
+		inDeploy       func(time.Time) bool
+		steady, deploy Delay
+	}{
+		{"split by send time", inDeploy,
+			Delay{Count: 4, P50: ms(20), P99: ms(30), Max: ms(30)},
+			Delay{Count: 1, P50: ms(300), P99: ms(300), Max: ms(300)}},
+		{"no deploys", nil,
+			Delay{Count: 5, P50: ms(20), P99: ms(300), Max: ms(300)},
+			Delay{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			steady, deploy := Delays(records, tt.inDeploy)
+			if steady != tt.steady || deploy != tt.deploy {
+				t.Errorf("got steady %+v deploy %+v\nwant steady %+v deploy %+v", steady, deploy, tt.steady, tt.deploy)
+			}
+		})
+	}
+}

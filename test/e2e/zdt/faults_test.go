@@ -56,9 +56,12 @@ func TestTableRow(t *testing.T) {
 	rep := &Report{Name: "deploy-agent",
 		Deploys: []stack.DeployResult{{Duration: 4 * time.Second}, {Exit: 1, Duration: 6 * time.Second}},
 		HTTP:    httpload.Summary{Total: 1000, Failed: 3},
-		WS:      &wsfleet.Report{Lost: 1, Unacked: 1, GapP50: 800 * time.Millisecond, GapP99: 1500 * time.Millisecond}}
+		WS: &wsfleet.Report{Lost: 1, Unacked: 1, GapP50: 800 * time.Millisecond, GapP99: 1500 * time.Millisecond,
+			Movers: 5, Moves: 10, MoverCloses: 1, HoldGoP50: 5600 * time.Microsecond, HoldGoP99: 81600 * time.Microsecond,
+			DelaySteady: wsfleet.Delay{Count: 9, P50: 3 * time.Millisecond, P99: 12 * time.Millisecond},
+			DelayDeploy: wsfleet.Delay{Count: 4, P50: 4 * time.Millisecond, P99: 95 * time.Millisecond}}}
 	got := Table([]*Report{rep}, Load{Rate: 100, Clients: 10, Rooms: 2, Send: time.Second, Deploys: 2})
-	want := "| deploy-agent | 1/2 | 3 of 1000 (1.5) | 5.0 | 2 | 0 | 0 | 800 ms / 1500 ms | 0 ms → 0 ms |"
+	want := "| deploy-agent | 1/2 | 3 of 1000 (1.5) | 5.0 | 2 | 0 | 0 | 800 ms / 1500 ms | 10 / 1 | 5.6 ms / 81.6 ms | 3 ms / 12 ms → 4 ms / 95 ms | 0 ms → 0 ms |"
 	if !strings.Contains(got, want) {
 		t.Errorf("got\n%s\nwant a row\n%s", got, want)
 	}

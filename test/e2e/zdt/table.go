@@ -9,32 +9,43 @@ import (
 // Table renders the comparison as Markdown: one row per scenario.
 func Table(reps []*Report, l Load) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Load: %d HTTP req/s through nginx (page + /healthz), %d WebSocket clients in %d rooms each sending every %s, %d consecutive deploys of alternating builds.\n\n",
-		l.Rate, l.Clients, l.Rooms, l.Send, l.Deploys)
-	b.WriteString("| deployer | deploys ok | failed HTTP requests (per deploy) | s per deploy | WS messages lost | WS doubled | outboxes not empty | reconnect p50 / p99 | HTTP p99 steady → during deploys |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "Load: %d HTTP req/s through nginx (page + /healthz), %d WebSocket clients (%d offering move) in %d rooms each sending every %s, %d consecutive deploys of alternating builds.\n\n",
+		l.Rate, l.Clients, l.Movers, l.Rooms, l.Send, l.Deploys)
+	b.WriteString("| deployer | deploys ok | failed HTTP requests (per deploy) | s per deploy | WS messages lost | WS doubled | outboxes not empty | reconnect p50 / p99 | moves / movers' closes | hold → go p50 / p99 | msg delay p50 / p99 steady → during deploys | HTTP p99 steady → during deploys |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reps {
 		n := len(r.Deploys)
 		per := 0.0
 		if n > 0 {
 			per = float64(r.HTTP.Failed) / float64(n)
 		}
-		lost, doubled, outbox, gaps := "–", "–", "–", "–"
+		lost, doubled, outbox, gaps, moves, holdGo, delay := "–", "–", "–", "–", "–", "–", "–"
 		if r.WS != nil {
 			lost = fmt.Sprint(r.WS.Lost + r.WS.Unacked)
 			doubled = fmt.Sprint(r.WS.Doubled)
 			outbox = fmt.Sprint(r.WS.NonEmptyOutbox)
 			gaps = fmt.Sprintf("%s / %s", ms(r.WS.GapP50), ms(r.WS.GapP99))
+			moves = fmt.Sprintf("%d / %d", r.WS.Moves, r.WS.MoverCloses)
+			if r.WS.Moves > 0 {
+				holdGo = fmt.Sprintf("%s / %s", ms1(r.WS.HoldGoP50), ms1(r.WS.HoldGoP99))
+			}
+			delay = fmt.Sprintf("%s / %s → %s / %s", ms(r.WS.DelaySteady.P50), ms(r.WS.DelaySteady.P99),
+				ms(r.WS.DelayDeploy.P50), ms(r.WS.DelayDeploy.P99))
 		}
-		fmt.Fprintf(&b, "| %s | %d/%d | %d of %d (%.1f) | %.1f | %s | %s | %s | %s | %s → %s |\n",
+		fmt.Fprintf(&b, "| %s | %d/%d | %d of %d (%.1f) | %.1f | %s | %s | %s | %s | %s | %s | %s | %s → %s |\n",
 			r.Name, n-r.FailedDeploys(), n, r.HTTP.Failed, r.HTTP.Total, per, r.MeanDeploy().Seconds(),
-			lost, doubled, outbox, gaps, ms(r.HTTP.Steady.P99), ms(r.HTTP.Deploy.P99))
+			lost, doubled, outbox, gaps, moves, holdGo, delay, ms(r.HTTP.Steady.P99), ms(r.HTTP.Deploy.P99))
 	}
 	return b.String()
 }
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// ms1 keeps a tenth of a millisecond, for moves that take a few.
+func ms1(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
 
 // Details renders each scenario's failures by reason and, for the agent, the

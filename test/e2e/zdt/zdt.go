@@ -156,11 +156,13 @@ func Measure(ctx context.Context, name, baseURL string, l Load, maxRun time.Dura
 		return nil, fmt.Errorf("%s: service not up before the load: %w", name, err)
 	}
 	rep := &Report{Name: name}
+	var windows httpload.Windows
 	var fl *wsfleet.Fleet
 	if l.Clients > 0 {
 		fl = wsfleet.New(wsfleet.Config{
 			URL: "ws" + baseURL[len("http"):] + "/ws", Origin: baseURL,
 			Clients: l.Clients, Rooms: l.Rooms, Send: l.Send, Prefix: sanitize(name), Movers: l.Movers,
+			InDeploy: windows.Contains,
 		})
 		if err := fl.Connect(ctx, 30*time.Second); err != nil {
 			fl.Close()
@@ -174,7 +176,6 @@ func Measure(ctx context.Context, name, baseURL string, l Load, maxRun time.Dura
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	var windows httpload.Windows
 	type loadOut struct {
 		rs  []httpload.Result
 		err error
