@@ -61,7 +61,7 @@ func TestTableRow(t *testing.T) {
 			DelaySteady: wsfleet.Delay{Count: 9, P50: 3 * time.Millisecond, P99: 12 * time.Millisecond},
 			DelayDeploy: wsfleet.Delay{Count: 4, P50: 4 * time.Millisecond, P99: 95 * time.Millisecond}}}
 	got := Table([]*Report{rep}, Load{Rate: 100, Clients: 10, Rooms: 2, Send: time.Second, Deploys: 2})
-	want := "| deploy-agent | 1/2 | 3 of 1000 (1.5) | 5.0 | 2 | 0 | 0 | 800 ms / 1500 ms | 10 / 1 | 5.6 ms / 81.6 ms | 3 ms / 12 ms → 4 ms / 95 ms | 0 ms → 0 ms |"
+	want := "| deploy-agent | 1/2 | 3 of 1000 (1.5) | 5.0 | 2 | 0 | 0 | 800 ms / 1500 ms | 10 / 1 | 5.6 ms / 81.6 ms | 3.0 ms / 12.0 ms → 4.0 ms / 95.0 ms | 0 ms → 0 ms |"
 	if !strings.Contains(got, want) {
 		t.Errorf("got\n%s\nwant a row\n%s", got, want)
 	}

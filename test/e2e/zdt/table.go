@@ -29,8 +29,8 @@ func Table(reps []*Report, l Load) string {
 			if r.WS.Moves > 0 {
 				holdGo = fmt.Sprintf("%s / %s", ms1(r.WS.HoldGoP50), ms1(r.WS.HoldGoP99))
 			}
-			delay = fmt.Sprintf("%s / %s → %s / %s", ms(r.WS.DelaySteady.P50), ms(r.WS.DelaySteady.P99),
-				ms(r.WS.DelayDeploy.P50), ms(r.WS.DelayDeploy.P99))
+			delay = fmt.Sprintf("%s / %s → %s / %s", ms1(r.WS.DelaySteady.P50), ms1(r.WS.DelaySteady.P99),
+				ms1(r.WS.DelayDeploy.P50), ms1(r.WS.DelayDeploy.P99))
 		}
 		fmt.Fprintf(&b, "| %s | %d/%d | %d of %d (%.1f) | %.1f | %s | %s | %s | %s | %s | %s | %s | %s → %s |\n",
 			r.Name, n-r.FailedDeploys(), n, r.HTTP.Failed, r.HTTP.Total, per, r.MeanDeploy().Seconds(),
@@ -43,7 +43,7 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 }
 
-// ms1 keeps a tenth of a millisecond, for moves that take a few.
+// ms1 keeps a tenth of a millisecond, for moves and deliveries that take a few.
 func ms1(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
