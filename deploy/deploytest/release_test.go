@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mywebchat/mywebchat/test/rehearsal/fakeaws/fakeawstest"
 	gha "github.com/mywebchat/mywebchat/test/rehearsal/workflow"
 )
 
@@ -35,26 +36,10 @@ const (
 const simulatedDeploy = `echo "mywebchat: deploying $FAKESSM_PARAM_ImageRef on $FAKESSM_INSTANCE_ID"; ` +
 	`touch "$FAKESSM_INSTANCE_ID.ran"; sleep "${DELAY:-0}"; echo "mywebchat: deploy-agent exit code ${EXIT:-0}"; exit "${EXIT:-0}"`
 
-// fakeBin is the folder holding the fake aws CLI, built once by TestMain.
-var fakeBin string
+// awsBin is the fake aws CLI, built once by TestMain.
+var awsBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "deploytest-fakeaws-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeBin = dir
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "aws"), "../../test/rehearsal/fakeaws").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build the fake aws CLI: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fakeawstest.Main(m, &awsBin) }
 
 // rollout is one run of the rollout step against a fresh fake AWS.
 type rollout struct {
@@ -84,31 +69,13 @@ func newRollout(t *testing.T) *rollout {
 	return r
 }
 
-// stopCommands cancels whatever the fake still runs when a test ends (a
-// failed test may leave a simulated deploy sleeping) and waits until every
-// command is over, so no runner outlives the test's folders.
-func (r *rollout) stopCommands() {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, err := r.aws("ssm", "list-commands", "--query", "Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
-		if err != nil || out == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Errorf("commands still running after the test: %s", out)
-			return
-		}
-		for _, id := range strings.Fields(out) {
-			r.aws("ssm", "cancel-command", "--command-id", id)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// stopCommands cancels what a failed test may have left running.
+func (r *rollout) stopCommands() { fakeawstest.StopCommands(r.t, r.aws) }
 
 // aws runs the fake CLI on this rollout's state and returns its standard
 // output, trimmed.
 func (r *rollout) aws(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(fakeBin, "aws"), args...)
+	cmd := exec.Command(awsBin, args...)
 	cmd.Env = append(os.Environ(), "FAKEAWS_STATE_DIR="+r.state)
 	out, err := cmd.Output()
 	return strings.TrimSpace(string(out)), err
@@ -168,7 +135,7 @@ func (r *rollout) command() *exec.Cmd {
 			"app": appRef, "nginx": r.nginx, "commit": releaseCommit}}},
 	}
 	base := []string{
-		"PATH=" + fakeBin + ":" + os.Getenv("PATH"),
+		"PATH=" + filepath.Dir(awsBin) + ":" + os.Getenv("PATH"),
 		"HOME=" + r.work,
 		// The fake compiles its Java matcher once into the user's cache.
 		"XDG_CACHE_HOME=" + userCache(),

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mywebchat/mywebchat/test/rehearsal/fakeaws/fakeawstest"
 )
 
 var long = flag.Bool("rehearsal.long", false, "the long form: three hosts, more rollouts, heavier load (make bench)")
@@ -152,11 +154,8 @@ func buildHostImage(t testing.TB, root string) string {
 // hosts, for install.sh's own calls) and the gh stub the bundle step uses.
 func (w *world) buildTools() {
 	t := w.t
-	cmd := exec.Command("go", "build", "-o", filepath.Join(w.bin, "aws"), "./test/rehearsal/fakeaws")
-	cmd.Dir = w.root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the fake aws CLI: %v\n%s", err, out)
+	if _, err := fakeawstest.Build(w.bin); err != nil {
+		t.Fatal(err)
 	}
 	// gh release create TAG FILE... --flags: collects the files, as the
 	// GitHub release would publish them.

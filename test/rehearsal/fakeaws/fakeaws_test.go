@@ -11,27 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mywebchat/mywebchat/test/rehearsal/fakeaws/fakeawstest"
 )
 
 // awsBin is the fake CLI built once for the tests: they drive it as the
 // workflow does, one short process per call, with the detached runner.
 var awsBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fakeaws-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	awsBin = filepath.Join(dir, "aws")
-	if out, err := exec.Command("go", "build", "-o", awsBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fake aws: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fakeawstest.Main(m, &awsBin) }
 
 // fake is one state directory and the calls against it.
 type fake struct {
@@ -46,25 +34,15 @@ func newFake(t *testing.T) *fake {
 	return f
 }
 
-// stopCommands cancels what a failed test may have left running and waits
-// until every command is over, so no runner outlives the test's folder.
+// stopCommands cancels what a failed test may have left running.
 func (f *fake) stopCommands() {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, _, code := f.call("ssm", "list-commands", "--query",
-			"Commands[?Status=='Pending'||Status=='InProgress'||Status=='Cancelling'].CommandId", "--output", "text")
-		if code != 0 || strings.TrimSpace(out) == "" {
-			return
+	fakeawstest.StopCommands(f.t, func(args ...string) (string, error) {
+		out, stderr, code := f.call(args...)
+		if code != 0 {
+			return "", fmt.Errorf("aws %v: exit %d: %s", args, code, stderr)
 		}
-		if time.Now().After(deadline) {
-			f.t.Errorf("commands still running after the test: %s", out)
-			return
-		}
-		for _, id := range strings.Fields(out) {
-			f.call("ssm", "cancel-command", "--command-id", id)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return out, nil
+	})
 }
 
 // call runs the fake CLI and returns stdout, stderr and the exit code.
