@@ -69,8 +69,8 @@ type containerStopper interface {
 }
 
 // engine is what a Deployer uses of the Docker engine: the parts its steps, status
-// (containerInspector), health gate (logReader), reconcile (containerLister) and pruning
-// (imageRemover) each declare. *docker.Client implements it; so do the tests' fakes. A status
+// (containerInspector), health gate (logReader), reconcile (containerLister), pruning
+// (imageRemover) and the colors' folders (folderGiver) each declare. *docker.Client implements it; so do the tests' fakes. A status
 // report alone needs only containerInspector (StatusReader).
 type engine interface {
 	imageSource
@@ -80,6 +80,7 @@ type engine interface {
 	logReader
 	containerLister
 	imageRemover
+	folderGiver
 }
 
 // Request is one deploy or rollback to run.
@@ -383,10 +384,8 @@ func (r *run) prepare(id string) error {
 			return err
 		}
 	}
-	if r.handover, err = handoverDir(cfg.StateDir, cfg.App.Name, r.img.User, r.d.log()); err != nil {
-		return err
-	}
-	return socketDir(cfg, r.img.User, r.d.log())
+	r.handover, err = r.d.prepareFolders(r.ctx, cfg, r.img)
+	return err
 }
 
 // start is step 4: create (unless reused) and start the idle color's container.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -44,11 +45,20 @@ func TestDeployTwiceSwitchesColors(t *testing.T) {
 		fi, err := os.Stat(w.cfg.StateDir + "/handover/chat")
 		if err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("handover folder: %v %v", fi, err)
+		} else if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65532 || st.Gid != 65532 {
+			t.Errorf("handover folder owned by %d:%d, want the image's user 65532:65532", st.Uid, st.Gid)
+		}
+		// The agent holds no capability to chown: the engine gives the folders.
+		if want := "65532:65532 " + w.cfg.StateDir + "/handover/chat"; len(w.eng.gives) != 1 || !strings.HasPrefix(w.eng.gives[0], want) {
+			t.Errorf("folders given through the engine: %q, want one call starting %q", w.eng.gives, want)
 		}
 
 		o = w.deploy(state.KindDeploy, "example.com/team/chat:v2")
 		if o.Exit != 0 {
 			t.Fatalf("second deploy = %+v", o)
+		}
+		if len(w.eng.gives) != 1 {
+			t.Errorf("the second deploy gave folders already the image user's again: %q", w.eng.gives)
 		}
 		st := w.state()
 		if st.Active.Color != "green" || st.Active.Digest != "sha256:2222" || st.Previous.Color != "blue" {

@@ -49,6 +49,7 @@ type fakeEngine struct {
 	stops   []string
 	removes []string
 	rmi     []string
+	gives   []string // "uid:gid path…" per GiveFolders call
 }
 
 func newFakeEngine() *fakeEngine {
@@ -132,6 +133,27 @@ func (f *fakeEngine) RemoveContainer(_ context.Context, id string) error {
 		delete(f.containers, c.Name)
 		f.removes = append(f.removes, c.Name)
 	}
+	return nil
+}
+
+// GiveFolders does what the engine does, as root: chown and chmod each folder.
+func (f *fakeEngine) GiveFolders(_ context.Context, _, image string, uid, gid int, folders []docker.Folder) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.images[image]; !ok {
+		return fmt.Errorf("give folders: image %s: %w", image, docker.ErrNotFound)
+	}
+	call := strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
+	for _, d := range folders {
+		if err := os.Chown(d.Path, uid, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(d.Path, d.Mode); err != nil {
+			return err
+		}
+		call += " " + d.Path
+	}
+	f.gives = append(f.gives, call)
 	return nil
 }
 

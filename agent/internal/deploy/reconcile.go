@@ -189,11 +189,8 @@ func (d *Deployer) recreate(ctx context.Context, cfg *config.Config, rel *state.
 	if err != nil {
 		return "", fmt.Errorf("recreate %s: %w", rel.Container, err)
 	}
-	handover, err := handoverDir(cfg.StateDir, cfg.App.Name, img.User, d.log())
+	handover, err := d.prepareFolders(ctx, cfg, img)
 	if err != nil {
-		return "", err
-	}
-	if err := socketDir(cfg, img.User, d.log()); err != nil {
 		return "", err
 	}
 	version := shortDigest(rel.Digest)
