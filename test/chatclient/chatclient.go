@@ -145,6 +145,7 @@ type Client struct {
 	online     int
 	conn       *websocket.Conn
 	live       bool // resumed on the current connection: sends go out at once
+	resumes    int  // `resumed` frames seen, over all connections
 	held       bool // between `hold` and `go`: sends wait in the outbox
 	holdAt     time.Time
 	holdTimer  *time.Timer
@@ -196,6 +197,7 @@ func (c *Client) notifyLocked() {
 func (c *Client) Run(ctx context.Context) error {
 	attempt := 0
 	for {
+		before := c.resumedCount()
 		delay, err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -203,13 +205,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if errors.Is(err, ErrPolicy) {
 			return err
 		}
-		if delay < 0 { // abnormal: jittered exponential backoff
-			ceil := min(backoffMax, backoffMin<<min(attempt, 10))
-			delay = mrand.N(ceil)
-			attempt++
-		} else {
-			attempt = 0
-		}
+		delay = reconnectDelay(delay, c.resumedCount() != before, &attempt)
 		c.log.Debug("reconnecting", "room", c.cfg.Room, "in", delay, "err", err)
 		select {
 		case <-ctx.Done():
@@ -217,6 +213,31 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// reconnectDelay is the wait before the next connection, given the delay
+// the last session's close asked for (negative: abnormal) and whether that
+// session got to `resumed`. Abnormal closes back off with full jitter,
+// exponentially in the number of them in a row; like the page, a session
+// that resumed starts the count over, so a server that cuts a healthy
+// connection (a proxy draining it) gets the short first backoff every time.
+func reconnectDelay(delay time.Duration, resumed bool, attempt *int) time.Duration {
+	if resumed {
+		*attempt = 0
+	}
+	if delay >= 0 {
+		*attempt = 0
+		return delay
+	}
+	ceil := min(backoffMax, backoffMin<<min(*attempt, 10))
+	*attempt++
+	return mrand.N(ceil)
+}
+
+func (c *Client) resumedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resumes
 }
 
 // session runs one connection. It returns the delay before reconnecting:
@@ -385,6 +406,7 @@ func (c *Client) handle(conn *websocket.Conn, data []byte, at time.Time) {
 		}
 	case "resumed":
 		c.live = true
+		c.resumes++
 		resend = append(resend, c.outbox...)
 	case "go":
 		if !c.held {

@@ -81,3 +81,26 @@ func TestApplyOnlyNewerSeqs(t *testing.T) {
 		t.Fatalf("got %d gaps, want 1", s.Gaps)
 	}
 }
+
+func TestBackoffStartsOverAfterResumed(t *testing.T) {
+	// A proxy that cuts every connection once it is healthy (as kamal-proxy
+	// does when it drains a target): each reconnect waits the first backoff
+	// only, as the page does.
+	attempt := 0
+	for i := range 20 {
+		if d := reconnectDelay(-1, true, &attempt); d < 0 || d >= backoffMin {
+			t.Fatalf("cut %d after resumed: delay %v, want under %v", i+1, d, backoffMin)
+		}
+	}
+	// A server that never lets the client resume is backed off from.
+	attempt = 0
+	for range 5 {
+		reconnectDelay(-1, false, &attempt)
+	}
+	if attempt != 5 {
+		t.Fatalf("after 5 abnormal closes without resumed: attempt %d, want 5", attempt)
+	}
+	if d := reconnectDelay(700*time.Millisecond, false, &attempt); d != 700*time.Millisecond || attempt != 0 {
+		t.Fatalf("announced close: delay %v attempt %d, want 700ms and 0", d, attempt)
+	}
+}
