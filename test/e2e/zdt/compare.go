@@ -6,12 +6,29 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"time"
+
+	"github.com/mywebchat/mywebchat/test/e2e/stack"
 )
 
+// KamalOptions configures the kamal scenario: the kamal-proxy binary (the
+// project does not install it; the scenario fails when it is missing) and
+// its health-check interval (0: Kamal's default, 1 s).
+type KamalOptions struct {
+	Bin            string
+	HealthInterval time.Duration
+}
+
 // Compare sets up one Env and runs the named scenarios ("agent",
-// "stop-and-run", "bluegreen", "fleet") one after the other on the same load, then
-// writes the table and the details to w.
-func Compare(ctx context.Context, l Load, which []string, faults string, only []string, faultLoad Load, engineRestart string, w io.Writer, log *slog.Logger) error {
+// "stop-and-run", "bluegreen", "kamal", "fleet") one after the other on the same load, then
+// writes the tables and the details to w.
+func Compare(ctx context.Context, l Load, which []string, faults string, only []string, faultLoad Load, engineRestart string, kamal KamalOptions, w io.Writer, log *slog.Logger) error {
+	// A missing kamal-proxy is reported before anything is built.
+	if slices.Contains(which, "kamal") {
+		if err := stack.CheckBinary(kamal.Bin); err != nil {
+			return fmt.Errorf("kamal scenario: %w", err)
+		}
+	}
 	env, err := Setup(ctx, slices.Contains(which, "agent") || slices.Contains(which, "fleet") || faults != "none")
 	if err != nil {
 		return err
@@ -30,6 +47,8 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 			s, err = env.StopAndRun(ctx)
 		case "bluegreen":
 			s, err = env.BlueGreen(ctx)
+		case "kamal":
+			s, err = env.Kamal(ctx, kamal.Bin, kamal.HealthInterval)
 		case "fleet":
 			s, err = env.FleetScenario(ctx, "fl")
 		default:
@@ -65,6 +84,10 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 	if len(reps) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprint(w, Table(reps, l))
+		if l.Clients > 0 {
+			fmt.Fprintln(w)
+			fmt.Fprint(w, WSTable(reps))
+		}
 	}
 	if faults == "none" {
 		return nil

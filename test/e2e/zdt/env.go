@@ -331,3 +331,26 @@ func (e *Env) first(ctx context.Context, s *Scenario) (*Scenario, error) {
 	}
 	return s, nil
 }
+
+// Kamal prepares the kamal baseline with image A serving: kamal-proxy,
+// built from its source (bin), run as a process in front of two colors of
+// the same app image on published 127.0.0.1 ports, deployed the way Kamal
+// does it (test/e2e/baselines/kamal.sh). healthInterval is kamal-proxy's
+// health-check interval (0: Kamal's default, 1 s).
+func (e *Env) Kamal(ctx context.Context, bin string, healthInterval time.Duration) (*Scenario, error) {
+	if err := stack.CheckBinary(bin); err != nil {
+		return nil, fmt.Errorf("kamal scenario: %w", err)
+	}
+	ports, err := stack.FreePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	p := &stack.KamalProxy{Bin: bin, Dir: filepath.Join(e.Dir, "kp"), Port: ports[0], HTTPSPort: ports[1]}
+	if err := p.Start(ctx); err != nil {
+		return nil, err
+	}
+	d := &stack.Kamal{Script: stack.BaselineScript(e.Root, "kamal.sh"), Proxy: p, Service: "chat",
+		Prefix: e.Prefix + "-kp", BluePort: ports[2], GreenPort: ports[3], StateDir: filepath.Join(e.Dir, "kp", "state"),
+		StaticDir: filepath.Join(e.Root, "static"), HealthInterval: healthInterval}
+	return e.first(ctx, &Scenario{Name: d.Name(), Deployer: d, url: p.URL(), cleanup: []func(){p.Stop}})
+}
