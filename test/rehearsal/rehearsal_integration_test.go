@@ -130,6 +130,7 @@ func TestRehearsal(t *testing.T) {
 	t.Run("cancelled job", func(t *testing.T) { w.cancelled(t, shape) })
 	t.Run("agent upgrade", func(t *testing.T) { w.agentUpgrade(t, shape) })
 	t.Run("token rotation", func(t *testing.T) { w.tokenRotation(t) })
+	t.Run("units in their sandboxes", func(t *testing.T) { w.sandboxes(t) })
 }
 
 // checkRollout asserts a rollout that should succeed on every host: exit
