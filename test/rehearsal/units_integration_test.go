@@ -61,14 +61,14 @@ func (w *world) sandboxes(t *testing.T) {
 	}
 	h.exec("systemctl start mywebchat-redis.service")
 	pong("systemctl start")
-	first := h.exec("docker inspect --format '{{.Id}}' mywebchat-redis")
+	first := h.exec("docker container inspect --format '{{.Id}}' mywebchat-redis")
 	h.exec("systemctl restart mywebchat-redis.service")
 	pong("systemctl restart")
-	if again := h.exec("docker inspect --format '{{.Id}}' mywebchat-redis"); again == first {
+	if again := h.exec("docker container inspect --format '{{.Id}}' mywebchat-redis"); again == first {
 		t.Errorf("%s: systemctl restart left the same Redis container", h.name)
 	}
 	h.exec("systemctl stop mywebchat-redis.service")
-	if out, err := h.execErr("docker inspect mywebchat-redis"); err == nil {
+	if out, err := h.execErr("docker container inspect mywebchat-redis"); err == nil {
 		t.Errorf("%s: after systemctl stop the Redis container is still there:\n%.300s", h.name, out)
 	}
 }
