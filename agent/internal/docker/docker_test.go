@@ -17,10 +17,10 @@ import (
 	"github.com/moby/moby/api/pkg/authconfig"
 )
 
-// fakeEngine answers the few Engine API calls under test like a 1.41 engine and records bodies.
-func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
+// serveEngine starts answer as the engine at DOCKER_HOST, answering like a 1.41 engine, and
+// returns a client for it. answer gets the path without its API version and the request's body.
+func serveEngine(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, path string, body []byte)) *Client {
 	t.Helper()
-	bodies := map[string][]byte{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
 		path := r.URL.Path
@@ -28,6 +28,23 @@ func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
 			path = path[i+1:]
 		}
 		b, _ := io.ReadAll(r.Body)
+		answer(w, r, path, b)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// fakeEngine answers the few Engine API calls under test like a 1.41 engine and records bodies.
+func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
+	t.Helper()
+	bodies := map[string][]byte{}
+	c := serveEngine(t, func(w http.ResponseWriter, r *http.Request, path string, b []byte) {
 		bodies[r.Method+" "+path] = b
 		switch {
 		case path == "/_ping":
@@ -57,14 +74,7 @@ func fakeEngine(t *testing.T) (*Client, map[string][]byte) {
 		default:
 			http.Error(w, `{"message":"unexpected `+path+`"}`, 500)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
-	c, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	})
 	return c, bodies
 }
 
@@ -220,13 +230,12 @@ func TestRegistryAuth(t *testing.T) {
 
 func TestContainerEvents(t *testing.T) {
 	var filters string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		if strings.HasSuffix(r.URL.Path, "/_ping") {
+	c := serveEngine(t, func(w http.ResponseWriter, r *http.Request, path string, _ []byte) {
+		if path == "/_ping" {
 			w.Write([]byte("OK"))
 			return
 		}
-		if !strings.HasSuffix(r.URL.Path, "/events") {
+		if path != "/events" {
 			http.Error(w, `{"message":"unexpected"}`, 500)
 			return
 		}
@@ -235,14 +244,7 @@ func TestContainerEvents(t *testing.T) {
 		w.Write([]byte(`{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"name":"app-blue","exitCode":"137"}},"timeNano":1700000000000000000}` + "\n"))
 		w.Write([]byte(`{"Type":"container","Action":"destroy","Actor":{"ID":"abc","Attributes":{"name":"app-blue"}}}` + "\n"))
 		// The body ends here, as when the engine restarts.
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
-	c, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	})
 
 	evs, errc, err := c.ContainerEvents(t.Context(), map[string]string{"mywebchat.app": "app"}, "die", "destroy")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -30,13 +29,7 @@ func TestGiveFolders(t *testing.T) {
 	}
 	var archive []byte
 	var query string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		path := r.URL.Path
-		if i := strings.Index(path[1:], "/"); strings.HasPrefix(path, "/v1.") && i > 0 {
-			path = path[i+1:]
-		}
-		b, _ := io.ReadAll(r.Body)
+	c := serveEngine(t, func(w http.ResponseWriter, r *http.Request, path string, b []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, r.Method+" "+path)
@@ -60,16 +53,9 @@ func TestGiveFolders(t *testing.T) {
 		default:
 			http.Error(w, `{"message":"unexpected `+path+`"}`, 500)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
-	c, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	})
 
-	err = c.GiveFolders(context.Background(), "app-folders", "sha256:aaaa", 10001, 10002,
+	err := c.GiveFolders(context.Background(), "app-folders", "sha256:aaaa", 10001, 10002,
 		[]Folder{{Path: "/var/lib/x/handover/app", Mode: 0o700}, {Path: "/var/lib/x/sockets/app", Mode: 0o711}})
 	if err != nil {
 		t.Fatal(err)
