@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mywebchat/mywebchat/agent/internal/state"
@@ -136,4 +137,30 @@ func TestLock(t *testing.T) {
 	if q.AgentRunning() {
 		t.Error("AgentRunning after unlock")
 	}
+}
+
+// TestFollowSeesTheResultSoon: Follow returns within 10ms of the result
+// being written (the deploy's time as `deploy --wait` reports it), and asks
+// whether the agent runs only every followAlive.
+func TestFollowSeesTheResultSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(t)
+		id := NewID(time.Now())
+		start := time.Now()
+		go func() {
+			time.Sleep(time.Second + 3*time.Millisecond)
+			q.WriteResult(Result{ID: id, Result: "succeeded"})
+		}()
+		asked := 0
+		r, err := q.Follow(t.Context(), id, func(Event) {}, func() error { asked++; return nil })
+		if err != nil || r.Result != "succeeded" {
+			t.Fatalf("Follow = %+v, %v", r, err)
+		}
+		if took := time.Since(start); took > time.Second+13*time.Millisecond {
+			t.Errorf("Follow returned %s after start, the result was written at 1.003s (want within 10ms)", took)
+		}
+		if asked < 9 || asked > 12 {
+			t.Errorf("alive asked %d times in 1s, want about every %s", asked, followAlive)
+		}
+	})
 }
