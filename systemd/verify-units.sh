@@ -32,8 +32,10 @@ ceiling() {
 	case $1 in
 	deploy-agent.service) echo 1.4 ;;
 	# Docker CLI wrappers: what their sandbox cannot take away (root with
-	# the engine's socket, the network for pulls) is in each unit's comments.
-	mywebchat-nginx.service | mywebchat-redis.service) echo 1.5 ;;
+	# the engine's socket; for nginx, the network for the credential helper
+	# of its pulls) is in each unit's comments.
+	mywebchat-nginx.service) echo 1.5 ;;
+	mywebchat-redis.service) echo 0.6 ;;
 	# Not sandboxed beyond a read-only system yet: it runs sh, curl, the AWS
 	# CLI, the Docker CLI and systemctl at scale-in, a path to test on a
 	# stand-in host before any setting is added.
