@@ -84,10 +84,8 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 	if len(reps) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprint(w, Table(reps, l))
-		if l.Clients > 0 {
-			fmt.Fprintln(w)
-			fmt.Fprint(w, WSTable(reps))
-		}
+		fmt.Fprintln(w)
+		fmt.Fprint(w, WSTable(reps))
 	}
 	if faults == "none" {
 		return nil

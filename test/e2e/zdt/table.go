@@ -2,6 +2,7 @@ package zdt
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -73,23 +74,33 @@ func Details(r *Report) string {
 	return b.String()
 }
 
-// WSTable renders what the WebSocket clients saw across the deploys, one
-// row per scenario: how their sockets ended (closes, of them abnormal: no
+// WSTable renders the deploys' durations and what the WebSocket clients saw
+// across them, one row per scenario: the seconds per deploy (mean, median,
+// slowest), how the clients' sockets ended (closes, of them abnormal: no
 // close frame, 1006), how many came back to a new history (resets), the
 // reconnect gap from a close to `resumed`, the moves, and the messages.
-// Scenarios without WebSocket clients are left out.
 func WSTable(reps []*Report) string {
 	var b strings.Builder
-	b.WriteString("| deployer | s per deploy | failed HTTP | clients (offer move) | closes | abnormal (1006) | resets (history lost) | reconnect gap p50 / p99 / max | moves | lost / doubled / unacked |\n")
+	b.WriteString("| deployer | s per deploy mean / median / max | failed HTTP | clients (offer move) | closes | abnormal (1006) | resets (history lost) | reconnect gap p50 / p99 / max | moves | lost / doubled / unacked |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reps {
+		ds := make([]time.Duration, len(r.Deploys))
+		for i, d := range r.Deploys {
+			ds[i] = d.Duration
+		}
+		slices.Sort(ds)
+		var med, top time.Duration
+		if n := len(ds); n > 0 {
+			med, top = (ds[(n-1)/2]+ds[n/2])/2, ds[n-1]
+		}
+		fmt.Fprintf(&b, "| %s | %.2f / %.2f / %.2f | %d of %d |", r.Name, r.MeanDeploy().Seconds(), med.Seconds(), top.Seconds(), r.HTTP.Failed, r.HTTP.Total)
 		ws := r.WS
 		if ws == nil {
+			b.WriteString(" 0 | – | – | – | – | – | – |\n")
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %d of %d | %d (%d) | %d | %d | %d | %s / %s / %s | %d | %d / %d / %d |\n",
-			r.Name, r.MeanDeploy().Seconds(), r.HTTP.Failed, r.HTTP.Total, ws.Clients, ws.Movers,
-			ws.Reconnects, ws.Abnormal, ws.Resets, ms(ws.GapP50), ms(ws.GapP99), ms(ws.GapMax), ws.Moves,
+		fmt.Fprintf(&b, " %d (%d) | %d | %d | %d | %s / %s / %s | %d | %d / %d / %d |\n",
+			ws.Clients, ws.Movers, ws.Reconnects, ws.Abnormal, ws.Resets, ms(ws.GapP50), ms(ws.GapP99), ms(ws.GapMax), ws.Moves,
 			ws.Lost, ws.Doubled, ws.Unacked)
 	}
 	return b.String()
