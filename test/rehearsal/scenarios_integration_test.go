@@ -121,14 +121,26 @@ func (w *world) agentDown(t *testing.T, shape loadShape) {
 	}
 }
 
-// unmanaged: a tagged instance SSM does not manage is named in the report
-// and fails the job; the managed hosts get the release.
-func (w *world) unmanaged(t *testing.T) {
+// ghost registers an instance tagged as a deploy target that SSM does not
+// manage (its SSM agent never registered).
+func (w *world) ghost() instance {
 	ghost := instance{InstanceID: "i-0" + w.newSHA()[:16], Tags: map[string]string{tagKey: tagValue, "Name": "ghost"}}
 	ghost.Exec.Kind = "docker"
 	ghost.Exec.Container = "mywebchat-rehearsal-ghost-never-started"
 	w.saveInstance(ghost)
-	defer os.Remove(filepath.Join(w.state, "instances", ghost.InstanceID+".json"))
+	return ghost
+}
+
+// forget takes an instance out of the fake account (it was terminated).
+func (w *world) forget(in instance) {
+	_ = os.Remove(filepath.Join(w.state, "instances", in.InstanceID+".json"))
+}
+
+// unmanaged: a tagged instance SSM does not manage is named in the report
+// and fails the job; the managed hosts get the release.
+func (w *world) unmanaged(t *testing.T) {
+	ghost := w.ghost()
+	defer w.forget(ghost)
 	r := w.loadRelease(w.buildRelease(""))
 	rr := w.rollout(r, true)
 	t.Logf("unmanaged host: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -119,23 +120,42 @@ func (w *world) agentUpgrade(t *testing.T, shape loadShape) {
 	if !strings.Contains(rr.out.String(), "refused, nothing was changed") {
 		t.Errorf("the report does not say the bundle was refused\n%s", rr.out.String())
 	}
+	// The first host refuses it; the rollout stops there and names the rest.
+	targets := append([]*host(nil), w.hosts...)
+	sort.Slice(targets, func(i, j int) bool { return targets[i].id < targets[j].id })
+	for i, h := range targets {
+		want := "not upgraded: the rollout stopped at a failure"
+		if i == 0 {
+			want = "FAILED: Failed (Failed), exit code 1"
+		}
+		if line := rr.reportLine(h.id); line != want {
+			t.Errorf("%s: report %q after the wrong SHA-256, want %q", h.name, line, want)
+		}
+	}
 	for _, h := range w.hosts {
 		if now := h.agentState(); now != before[h.name] {
 			t.Errorf("%s: a refused upgrade changed the agent: %q, then %q", h.name, before[h.name], now)
 		}
 	}
 
+	// A tagged instance SSM does not manage keeps its old agent: the
+	// upgrade reaches every other host, names it, and the job fails.
+	ghost := w.ghost()
+	defer w.forget(ghost)
 	l := w.startLoad(shape, "upgrade", w.hosts...)
 	rr = w.upgradeRun(b.release, b.sum)
 	outcome := l.stop()
 	t.Logf("agent upgrade: exit %d in %s (%.1f s per host)", rr.exit, rr.took.Round(time.Millisecond),
 		rr.took.Seconds()/float64(len(w.hosts)))
-	if rr.exit != 0 {
-		t.Errorf("the agent upgrade exited %d\n%s", rr.exit, rr.out.String())
+	if rr.exit != 1 {
+		t.Errorf("the agent upgrade exited %d with a tagged host SSM does not manage, want 1\n%s", rr.exit, rr.out.String())
+	}
+	if line := rr.reportLine(ghost.InstanceID); !strings.Contains(line, "not managed by SSM") {
+		t.Errorf("the unmanaged host: report %q, want it named as not managed by SSM\n%s", line, rr.out.String())
 	}
 	for _, h := range w.hosts {
-		if line := rr.reportLine(h.id); line != "Success (Success)" {
-			t.Errorf("%s: report %q, want Success (Success)", h.name, line)
+		if line := rr.reportLine(h.id); line != "upgraded" {
+			t.Errorf("%s: report %q, want upgraded", h.name, line)
 		}
 		now := h.agentState()
 		if got := strings.TrimSpace(h.exec("deploy-agent version")); got != "deploy-agent "+b.version {
