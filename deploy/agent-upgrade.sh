@@ -22,6 +22,8 @@
 #                     or the GitHub API for a private repository). A mirror or a
 #                     file:// folder works too; it is fetched without the token.
 #   MYWEBCHAT_REPO    OWNER/NAME of the repository (default MYWEBCHAT_OWNER/mywebchat)
+#   MYWEBCHAT_GITHUB_API  GitHub's API, for a private repository (default
+#                     https://api.github.com; GitHub Enterprise Server: https://HOST/api/v3)
 set -eu
 
 log() { printf 'mywebchat-agent-upgrade: %s\n' "$*" >&2; }
@@ -64,7 +66,7 @@ else
 	# token given to curl on stdin (never its command line), as the user data does.
 	auth=$(aws ssm get-parameter --name "$token_param" --with-decryption --query Parameter.Value --output text) ||
 		die "cannot read the token parameter $token_param; nothing was changed"
-	api=https://api.github.com/repos/$repo/releases/tags/$release
+	api=${MYWEBCHAT_GITHUB_API:-https://api.github.com}/repos/$repo/releases/tags/$release
 	asset=$(printf 'header = "Authorization: Bearer %s"\n' "$auth" | curl -fsSL -K - "$api" |
 		tr '{' ',' | tr ',' '\n' | awk -F'"' '$2 == "url" && $4 ~ /releases\/assets\// { u = $4 } $2 == "name" && $4 == "mywebchat-host.tar.gz" { print u; exit }') ||
 		die "could not read the release $release of $repo; nothing was changed"
@@ -85,7 +87,7 @@ tar -xzf "$tarball" -C "$work/bundle" || die "could not unpack the bundle of $re
 # install.sh reads its settings from the environment: those the host was bootstrapped with.
 export MYWEBCHAT_OWNER
 for v in GHCR_USER GHCR_TOKEN_PARAM MYWEBCHAT_RELEASE_PARAM MYWEBCHAT_DEPLOY_TAG MYWEBCHAT_REDIS \
-	MYWEBCHAT_BEHIND_LB AWS_REGION MYWEBCHAT_RELEASES_URL MYWEBCHAT_REPO; do
+	MYWEBCHAT_BEHIND_LB AWS_REGION MYWEBCHAT_RELEASES_URL MYWEBCHAT_REPO MYWEBCHAT_GITHUB_API; do
 	eval "[ -z \"\${$v+x}\" ] || export $v"
 done
 log "installing the host bundle of $release"

@@ -29,6 +29,11 @@ type host struct {
 	container string
 	dockerDir string
 	port      int // its nginx's port 80, published on 127.0.0.1
+	// private: bootstrapped as a private repository's host (the bundle
+	// through GitHub's API with the token); githubSeen counts the requests
+	// its stand-in GitHub API has checked so far.
+	private    bool
+	githubSeen int
 }
 
 func (h *host) base() string { return fmt.Sprintf("http://127.0.0.1:%d", h.port) }
@@ -158,28 +163,58 @@ func (w *world) userData() string {
 }
 
 // bootstrap runs the README's user data on the host the way cloud-init
-// does (an executable file, run as root), with the owner filled in and the
-// bundle served from the release assets this run built (and the setting
-// that points mywebchat-agent-upgrade there).
-func (h *host) bootstrap(env ...string) (string, error) {
-	w := h.w
-	ud := w.userData()
-	ud = regexp.MustCompile(`\bOWNER\b`).ReplaceAllString(ud, owner)
+// does (an executable file, run as root), with the owner filled in, for a
+// public repository: the bundle of the latest release is served from the
+// release assets this run built (and mywebchat-agent-upgrade is pointed at
+// the same stand-in for GitHub's release downloads).
+func (h *host) bootstrap() (string, error) {
+	ud := h.userData()
 	const latest = "https://github.com/" + owner + "/mywebchat/releases/latest/download/mywebchat-host.tar.gz"
 	if !strings.Contains(ud, latest) {
-		w.t.Fatalf("the user data does not fetch %s:\n%s", latest, ud)
+		h.w.t.Fatalf("the user data does not fetch %s:\n%s", latest, ud)
 	}
-	ud = strings.ReplaceAll(ud, latest, "file://"+releasesDir+"/mywebchat-host.tar.gz")
-	h.exec("mkdir -p " + releasesDir + " /var/lib/cloud/instance/scripts")
-	run(w.t, ".", "docker", "cp", filepath.Join(w.bundle, "mywebchat-host.tar.gz"), h.container+":"+releasesDir+"/")
+	ud = strings.ReplaceAll(ud, latest, "file://"+releasesDir+"/"+h.w.bundleTag()+"/mywebchat-host.tar.gz")
+	return h.runUserData(ud, "MYWEBCHAT_RELEASES_URL=file://"+releasesDir)
+}
+
+// bootstrapPrivate runs the README's user data as the owner of a private
+// repository pastes it: GHCR_TOKEN_PARAM names the SecureString with the
+// token, and the bundle comes through GitHub's API with that token (the
+// stand-in API on the host, fakegithub). mywebchat-agent-upgrade later takes
+// the same way.
+func (h *host) bootstrapPrivate() (string, error) {
+	ud := h.userData()
+	const public = "export GHCR_TOKEN_PARAM=none\n"
+	if !strings.Contains(ud, public) {
+		h.w.t.Fatalf("the user data has no line %q to name the token parameter in:\n%s", public, ud)
+	}
+	ud = strings.Replace(ud, public, "export GHCR_TOKEN_PARAM="+tokenParam+"\n", 1)
+	return h.runUserData(ud, "MYWEBCHAT_GITHUB_API="+githubAPI)
+}
+
+// userData is the README's user data with the owner filled in, and the
+// latest release's assets where the stand-ins for GitHub serve them.
+func (h *host) userData() string {
+	w := h.w
+	ud := regexp.MustCompile(`\bOWNER\b`).ReplaceAllString(w.userData(), owner)
+	dir := releasesDir + "/" + w.bundleTag()
+	h.exec("mkdir -p " + dir + " /var/lib/cloud/instance/scripts && printf '%s\\n' " + w.bundleTag() + " >" + releasesDir + "/latest")
+	for _, f := range []string{"mywebchat-host.tar.gz", "mywebchat-host.tar.gz.sha256"} {
+		run(w.t, ".", "docker", "cp", filepath.Join(w.bundle, f), h.container+":"+dir+"/")
+	}
+	return ud
+}
+
+// runUserData runs ud as cloud-init runs user data: an executable file, as
+// root, with env added to the environment.
+func (h *host) runUserData(ud string, env ...string) (string, error) {
+	w := h.w
 	cmd := exec.Command("docker", "exec", "-i", "-u", "0", h.container, "/bin/sh", "-c", "cat >/var/lib/cloud/instance/scripts/part-001 && chmod 0700 /var/lib/cloud/instance/scripts/part-001")
 	cmd.Stdin = strings.NewReader(ud)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("write user data: %v %s", err, out)
 	}
-	// mywebchat-agent-upgrade fetches later releases' bundles from the
-	// same stand-in for GitHub's release downloads.
-	args := []string{"exec", "-u", "0", "-e", "AWS_REGION=" + region, "-e", "MYWEBCHAT_RELEASES_URL=file://" + releasesDir}
+	args := []string{"exec", "-u", "0", "-e", "AWS_REGION=" + region}
 	for _, e := range env {
 		args = append(args, "-e", e)
 	}

@@ -30,6 +30,10 @@ type loadShape struct {
 	Rooms   int
 }
 
+func (s loadShape) String() string {
+	return fmt.Sprintf("%d HTTP requests/s and %d chat clients in %d rooms per host", s.Rate, s.Clients, s.Rooms)
+}
+
 func (w *world) startLoad(shape loadShape, prefix string, hosts ...*host) *load {
 	t := w.t
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,6 +72,7 @@ type loadOutcome struct {
 	Requests, Failed, Refused int
 	FirstErrors               []string
 	Chat                      wsfleet.Report
+	results                   []httpload.Result // every request, in start order
 }
 
 func (o loadOutcome) String() string {
@@ -98,7 +103,7 @@ func (l *load) stop() map[string]loadOutcome {
 	l.cancel()
 	l.wg.Wait()
 	for name, rs := range l.results {
-		o := loadOutcome{Requests: len(rs), Chat: reports[name]}
+		o := loadOutcome{Requests: len(rs), Chat: reports[name], results: rs}
 		for _, r := range rs {
 			if r.OK() {
 				continue

@@ -19,6 +19,10 @@ func TestRehearsal(t *testing.T) {
 	if *long {
 		shape = loadShape{Rate: 100, Clients: 40, Rooms: 8}
 	}
+	w.shape = shape
+	// The figures of every scenario, printed whatever happened (after the
+	// scenarios, before the hosts are removed).
+	t.Cleanup(func() { t.Log(w.figureTables()) })
 	// The images every host can "pull": a first push's, tagged latest too.
 	r0 := w.buildRelease("")
 	a := w.bootHost("host-a")
@@ -59,9 +63,20 @@ func TestRehearsal(t *testing.T) {
 		t.Fatalf("recorded release %v, want app %s nginx %s", rec, r1.app, r1.nginx)
 	}
 
-	// A new host bootstraps straight onto the recorded release.
-	if out, err := b.bootstrap(); err != nil {
-		t.Fatalf("host-b's user data failed: %v\n%s", err, out)
+	// A new host bootstraps straight onto the recorded release; host-b is
+	// a private repository's: the bundle comes through GitHub's API with the
+	// token from Parameter Store.
+	b.startGitHub()
+	out, err := b.bootstrapPrivate()
+	if err != nil {
+		t.Fatalf("host-b's user data (private repository) failed: %v\n%s", err, out)
+	}
+	b.private = true
+	b.requireFetchedPrivately(t, "latest")
+	b.requireNoTokenOnDisk(t, out)
+	if env := b.exec("cat /etc/mywebchat/host.env"); !strings.Contains(env, "GHCR_TOKEN_PARAM='"+tokenParam+"'") ||
+		strings.Contains(env, "MYWEBCHAT_RELEASES_URL") || !strings.Contains(env, "MYWEBCHAT_GITHUB_API='"+githubAPI+"'") {
+		t.Fatalf("host-b's host.env does not record the private repository's settings:\n%s", env)
 	}
 	w.requireOn(t, r1, b)
 	if got := w.instance(b.id).Tags[tagKey]; got != tagValue {
@@ -86,12 +101,17 @@ func TestRehearsal(t *testing.T) {
 		l := w.startLoad(shape, "app", w.hosts...)
 		rr := w.rollout(r, true)
 		outcome := l.stop()
-		w.checkRollout(t, rr, outcome, r)
+		f := scenarioFigures{name: "app-only release", rollouts: []rolloutFigures{w.rolloutFigure("1", rr, outcome)}}
 		for _, h := range w.hosts {
+			nginx := "same container, same start time"
 			if now := h.nginxContainer(); now != before[h.name] {
+				nginx = "RESTARTED"
 				t.Errorf("%s: an app-only release restarted nginx: %q, then %q", h.name, before[h.name], now)
 			}
+			f.users = append(f.users, userFigure(h.name, outcome[h.name], nginx))
 		}
+		w.record(f)
+		w.checkRollout(t, rr, outcome, r)
 	})
 
 	t.Run("page change", func(t *testing.T) {
@@ -106,6 +126,15 @@ func TestRehearsal(t *testing.T) {
 		l := w.startLoad(shape, "page", w.hosts...)
 		rr := w.rollout(r, true)
 		outcome := l.stop()
+		f := scenarioFigures{name: "page change (nginx updated beside the old one)", rollouts: []rolloutFigures{w.rolloutFigure("1", rr, outcome)}}
+		for _, h := range w.hosts {
+			nginx := "new container"
+			if now := h.nginxContainer(); now == before[h.name] {
+				nginx = "NOT UPDATED"
+			}
+			f.users = append(f.users, userFigure(h.name, outcome[h.name], nginx))
+		}
+		w.record(f)
 		w.checkRollout(t, rr, outcome, r)
 		for _, h := range w.hosts {
 			if now := h.nginxContainer(); now == before[h.name] {

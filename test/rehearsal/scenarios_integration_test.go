@@ -3,8 +3,10 @@
 package rehearsal
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,6 +33,14 @@ func (w *world) consecutive(t *testing.T, shape loadShape, n int) {
 		runs = append(runs, w.rollout(r, true))
 	}
 	outcome := l.stop()
+	f := scenarioFigures{name: fmt.Sprintf("%d consecutive rollouts under one load", n)}
+	for i, rr := range runs {
+		f.rollouts = append(f.rollouts, w.rolloutFigure(strconv.Itoa(i+1), rr, outcome))
+	}
+	for _, h := range w.hosts {
+		f.users = append(f.users, userFigure(h.name, outcome[h.name], ""))
+	}
+	w.record(f)
 	for i, rr := range runs {
 		t.Logf("rollout %d: exit %d in %s (%.1f s per host)", i+1, rr.exit, rr.took.Round(time.Millisecond),
 			rr.took.Seconds()/float64(len(w.hosts)))
@@ -49,6 +59,7 @@ func (w *world) failing(t *testing.T, shape loadShape, good release) {
 	l := w.startLoad(shape, "fail", w.hosts...)
 	rr := w.rollout(bad, true)
 	outcome := l.stop()
+	w.recordRun("a release whose app never gets healthy", rr, outcome)
 	t.Logf("failing release: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
 	if rr.exit != 1 {
 		t.Errorf("the deploy step exited %d, want 1\n%s", rr.exit, rr.out.String())
@@ -91,6 +102,7 @@ func (w *world) agentDown(t *testing.T, shape loadShape) {
 	l := w.startLoad(shape, "down", w.hosts...)
 	rr := w.rollout(r, true)
 	outcome := l.stop()
+	w.recordRun("one host's SSM agent stopped", rr, outcome)
 	t.Logf("agent down: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
 	if rr.exit != 1 {
 		t.Errorf("the deploy step exited %d with a host unreachable, want 1\n%s", rr.exit, rr.out.String())
@@ -143,6 +155,7 @@ func (w *world) unmanaged(t *testing.T) {
 	defer w.forget(ghost)
 	r := w.loadRelease(w.buildRelease(""))
 	rr := w.rollout(r, true)
+	w.recordRun("a tagged instance SSM does not manage", rr, nil)
 	t.Logf("unmanaged host: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
 	if rr.exit != 1 {
 		t.Errorf("the deploy step exited %d with a tagged host SSM does not manage, want 1\n%s", rr.exit, rr.out.String())
@@ -194,6 +207,7 @@ func (w *world) cancelled(t *testing.T, shape loadShape) {
 		}
 	}
 	outcome := l.stop()
+	w.recordRun("the job cancelled while the first host deploys", rr, outcome)
 	if rr.exit == 0 {
 		t.Errorf("a cancelled deploy step exited 0\n%s", rr.out.String())
 	}
@@ -221,10 +235,24 @@ func (w *world) cancelled(t *testing.T, shape loadShape) {
 	}
 	// The next run of the same release goes through everywhere.
 	rr = w.rollout(r, true)
+	last := &w.figures[len(w.figures)-1]
+	last.rollouts = append(last.rollouts, w.rolloutFigure("the same release again", rr, nil))
 	if rr.exit != 0 {
 		t.Fatalf("the rollout after the cancel exited %d\n%s", rr.exit, rr.out.String())
 	}
 	for _, h := range w.hosts {
 		w.requireOn(t, r, h)
 	}
+}
+
+// recordRun records a scenario of one run of the step; outcome may be nil
+// (no load).
+func (w *world) recordRun(name string, rr *rolloutRun, outcome map[string]loadOutcome) {
+	f := scenarioFigures{name: name, rollouts: []rolloutFigures{w.rolloutFigure("1", rr, outcome)}}
+	if outcome != nil {
+		for _, h := range w.hosts {
+			f.users = append(f.users, userFigure(h.name, outcome[h.name], ""))
+		}
+	}
+	w.record(f)
 }

@@ -30,7 +30,7 @@ func (h *host) hostFiles() string {
 func (w *world) tokenRotation(t *testing.T) {
 	h := w.hosts[0]
 	const oldToken, newToken = "ghp_rehearsalFirstToken1", "ghp_rehearsalRotatedToken2"
-	if _, err := w.aws("ssm", "put-parameter", "--name", tokenParam, "--type", "SecureString", "--value", oldToken); err != nil {
+	if _, err := w.aws("ssm", "put-parameter", "--name", tokenParam, "--type", "SecureString", "--value", oldToken, "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 	// The host as a private repository's user data leaves it: install.sh

@@ -113,6 +113,8 @@ func (w *world) agentUpgrade(t *testing.T, shape loadShape) {
 
 	wrong := sha256.Sum256([]byte("not the bundle"))
 	rr := w.upgradeRun(b.release, hex.EncodeToString(wrong[:]))
+	f := scenarioFigures{name: "agent upgrade (agent-upgrade.yml; an unmanaged tagged instance in the second run)",
+		rollouts: []rolloutFigures{w.rolloutFigure("wrong SHA-256", rr, nil)}}
 	t.Logf("wrong SHA-256: exit %d in %s", rr.exit, rr.took.Round(time.Millisecond))
 	if rr.exit == 0 {
 		t.Errorf("an upgrade with the wrong SHA-256 exited 0\n%s", rr.out.String())
@@ -131,6 +133,13 @@ func (w *world) agentUpgrade(t *testing.T, shape loadShape) {
 		if line := rr.reportLine(h.id); line != want {
 			t.Errorf("%s: report %q after the wrong SHA-256, want %q", h.name, line, want)
 		}
+		// A private repository's host fetched the bundle through the API
+		// with the token (and refused it); the others asked nothing.
+		if h.private && i == 0 {
+			h.requireFetchedPrivately(t, "tags/"+b.release)
+		} else if h.private {
+			h.requireNoGitHubRequest(t)
+		}
 	}
 	for _, h := range w.hosts {
 		if now := h.agentState(); now != before[h.name] {
@@ -145,6 +154,11 @@ func (w *world) agentUpgrade(t *testing.T, shape loadShape) {
 	l := w.startLoad(shape, "upgrade", w.hosts...)
 	rr = w.upgradeRun(b.release, b.sum)
 	outcome := l.stop()
+	f.rollouts = append(f.rollouts, w.rolloutFigure("right SHA-256", rr, outcome))
+	for _, h := range w.hosts {
+		f.users = append(f.users, userFigure(h.name, outcome[h.name], ""))
+	}
+	w.record(f)
 	t.Logf("agent upgrade: exit %d in %s (%.1f s per host)", rr.exit, rr.took.Round(time.Millisecond),
 		rr.took.Seconds()/float64(len(w.hosts)))
 	if rr.exit != 1 {
@@ -163,6 +177,10 @@ func (w *world) agentUpgrade(t *testing.T, shape loadShape) {
 		}
 		if old := strings.Fields(before[h.name]); len(old) > 0 && strings.Fields(now)[len(strings.Fields(now))-1] == old[len(old)-1] {
 			t.Errorf("%s: the agent was not restarted (same process): %q", h.name, now)
+		}
+		if h.private {
+			h.requireFetchedPrivately(t, "tags/"+b.release)
+			h.requireNoTokenOnDisk(t, rr.out.String())
 		}
 		if st := h.status(t); st.Active == nil || !st.Active.Healthy {
 			t.Errorf("%s: after the upgrade the active color is %+v, want healthy", h.name, st.Active)

@@ -56,6 +56,8 @@ type world struct {
 	nextRel   int
 	runID     int
 	appBuilt  bool // the chat server image was built from this checkout in this run
+	shape     loadShape
+	figures   []scenarioFigures
 }
 
 // run runs a command and fails the test with its output when it fails.
@@ -151,11 +153,19 @@ func buildHostImage(t testing.TB, root string) string {
 }
 
 // buildTools builds the fake aws CLI (static: it also runs inside the
-// hosts, for install.sh's own calls) and the gh stub the bundle step uses.
+// hosts, for install.sh's own calls), the stand-in for GitHub's API of a
+// private repository (static, run inside a host) and the gh stub the
+// bundle step uses.
 func (w *world) buildTools() {
 	t := w.t
 	if _, err := fakeawstest.Build(w.bin); err != nil {
 		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(w.dir, "fakegithub"), "./test/rehearsal/fakegithub")
+	cmd.Dir = w.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the stand-in for GitHub's API: %v\n%s", err, out)
 	}
 	// gh release create TAG FILE... --flags: collects the files, as the
 	// GitHub release would publish them.
@@ -227,6 +237,9 @@ func (w *world) buildBundle() {
 	}
 	run(t, w.bundle, "sha256sum", "-c", "mywebchat-host.tar.gz.sha256")
 }
+
+// bundleTag is the GitHub release the bundle belongs to, as release.yml names it.
+func (w *world) bundleTag() string { return "sha-" + w.bundleSHA }
 
 // newSHA is a fresh 40-hex commit id for a release of this run.
 func (w *world) newSHA() string {
