@@ -7,7 +7,7 @@
 #
 # It fetches that release's mywebchat-host.tar.gz the way the host was
 # bootstrapped (a public repository: the release's download URL; a private
-# one: the GitHub API with the token in GHCR_TOKEN_PARAM), checks its SHA-256
+# one: the GitHub API with the token in MYWEBCHAT_BUNDLE_TOKEN_PARAM), checks its SHA-256
 # against SHA256 (on a mismatch nothing on the host changes), unpacks it into
 # a fresh folder and re-runs its install.sh with the settings the host was
 # bootstrapped with (/etc/mywebchat/host.env, written by install.sh). That
@@ -22,6 +22,9 @@
 #                     or the GitHub API for a private repository). A mirror or a
 #                     file:// folder works too; it is fetched without the token.
 #   MYWEBCHAT_REPO    OWNER/NAME of the repository (default MYWEBCHAT_OWNER/mywebchat)
+#   MYWEBCHAT_BUNDLE_TOKEN_PARAM  a private repository: the SSM SecureString
+#                     with a token that reads its releases (fine-grained, Contents:
+#                     read-only); "none" (default): the download URL, no token
 #   MYWEBCHAT_GITHUB_API  GitHub's API, for a private repository (default
 #                     https://api.github.com; GitHub Enterprise Server: https://HOST/api/v3)
 set -eu
@@ -50,7 +53,7 @@ case "$owner" in
 '' | *[!a-z0-9-]*) die "MYWEBCHAT_OWNER in $conf must be the images' owner in lower case" ;;
 esac
 repo=${MYWEBCHAT_REPO:-$owner/mywebchat}
-token_param=${GHCR_TOKEN_PARAM:-none}
+token_param=${MYWEBCHAT_BUNDLE_TOKEN_PARAM:-none}
 
 work=$(mktemp -d /var/tmp/mywebchat-upgrade.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -65,7 +68,7 @@ else
 	# A private repository: the release's asset through the API, with the
 	# token given to curl on stdin (never its command line), as the user data does.
 	auth=$(aws ssm get-parameter --name "$token_param" --with-decryption --query Parameter.Value --output text) ||
-		die "cannot read the token parameter $token_param; nothing was changed"
+		die "cannot read the releases' token parameter $token_param; nothing was changed"
 	api=${MYWEBCHAT_GITHUB_API:-https://api.github.com}/repos/$repo/releases/tags/$release
 	asset=$(printf 'header = "Authorization: Bearer %s"\n' "$auth" | curl -fsSL -K - "$api" |
 		tr '{' ',' | tr ',' '\n' | awk -F'"' '$2 == "url" && $4 ~ /releases\/assets\// { u = $4 } $2 == "name" && $4 == "mywebchat-host.tar.gz" { print u; exit }') ||
@@ -86,7 +89,7 @@ tar -xzf "$tarball" -C "$work/bundle" || die "could not unpack the bundle of $re
 
 # install.sh reads its settings from the environment: those the host was bootstrapped with.
 export MYWEBCHAT_OWNER
-for v in GHCR_USER GHCR_TOKEN_PARAM MYWEBCHAT_RELEASE_PARAM MYWEBCHAT_DEPLOY_TAG MYWEBCHAT_REDIS \
+for v in GHCR_USER GHCR_TOKEN_PARAM MYWEBCHAT_BUNDLE_TOKEN_PARAM MYWEBCHAT_RELEASE_PARAM MYWEBCHAT_DEPLOY_TAG MYWEBCHAT_REDIS \
 	MYWEBCHAT_BEHIND_LB AWS_REGION MYWEBCHAT_RELEASES_URL MYWEBCHAT_REPO MYWEBCHAT_GITHUB_API; do
 	eval "[ -z \"\${$v+x}\" ] || export $v"
 done

@@ -40,9 +40,9 @@
 #                     connects from, its subnets or the VPC's, comma separated,
 #                     e.g. 10.0.0.0/16. X-Forwarded-For from anyone else is ignored.
 #   AWS_REGION        region of the parameter (default: the instance's region)
-#   MYWEBCHAT_RELEASES_URL, MYWEBCHAT_REPO, MYWEBCHAT_GITHUB_API  where
-#                     mywebchat-agent-upgrade fetches a release's bundle from
-#                     (see deploy/agent-upgrade.sh)
+#   MYWEBCHAT_RELEASES_URL, MYWEBCHAT_REPO, MYWEBCHAT_GITHUB_API,
+#   MYWEBCHAT_BUNDLE_TOKEN_PARAM  where and how mywebchat-agent-upgrade
+#                     fetches a release's bundle (see deploy/agent-upgrade.sh)
 #
 # The settings are recorded in /etc/mywebchat/host.env (nothing secret), from
 # which mywebchat-agent-upgrade re-runs a newer bundle's install.sh.
@@ -218,6 +218,7 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 	[ -z "${MYWEBCHAT_RELEASES_URL:-}" ] || printf 'MYWEBCHAT_RELEASES_URL=%s\n' "$(q "$MYWEBCHAT_RELEASES_URL")"
 	[ -z "${MYWEBCHAT_REPO:-}" ] || printf 'MYWEBCHAT_REPO=%s\n' "$(q "$MYWEBCHAT_REPO")"
 	[ -z "${MYWEBCHAT_GITHUB_API:-}" ] || printf 'MYWEBCHAT_GITHUB_API=%s\n' "$(q "$MYWEBCHAT_GITHUB_API")"
+	[ -z "${MYWEBCHAT_BUNDLE_TOKEN_PARAM:-}" ] || printf 'MYWEBCHAT_BUNDLE_TOKEN_PARAM=%s\n' "$(q "$MYWEBCHAT_BUNDLE_TOKEN_PARAM")"
 } >/etc/mywebchat/host.env.new
 chmod 0644 /etc/mywebchat/host.env.new
 mv -f /etc/mywebchat/host.env.new /etc/mywebchat/host.env

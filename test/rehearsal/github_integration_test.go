@@ -16,19 +16,25 @@ const (
 	// githubAPI is where a private repository's host reaches the stand-in
 	// for GitHub's API (fakegithub, on the host's own loopback).
 	githubAPI = "http://127.0.0.1:9080"
-	// privateToken is the private repository's read-only token, in
-	// Parameter Store as tokenParam; fakegithub accepts only it.
-	privateToken = "ghp_rehearsalPrivateRepoToken0"
-	githubDir    = "/var/lib/fakegithub"
+	// privateToken reads the private repository's releases; it is in
+	// Parameter Store as bundleTokenParam, and fakegithub accepts only it.
+	privateToken     = "github_pat_rehearsalReleasesToken0"
+	bundleTokenParam = "/mywebchat/github-releases-token"
+	// imagesToken is the private repository's GHCR pull token (tokenParam).
+	imagesToken = "ghp_rehearsalImagesToken0"
+	githubDir   = "/var/lib/fakegithub"
 )
 
 // startGitHub runs fakegithub on h as a transient systemd unit, serving the
 // release assets in releasesDir as a private repository's, and stores the
-// token it accepts in Parameter Store, where the user data reads it.
+// token it accepts (and the images' token) in Parameter Store, where the
+// user data reads them.
 func (h *host) startGitHub() {
 	t := h.w.t
-	if _, err := h.w.aws("ssm", "put-parameter", "--name", tokenParam, "--type", "SecureString", "--value", privateToken, "--overwrite"); err != nil {
-		t.Fatal(err)
+	for param, token := range map[string]string{bundleTokenParam: privateToken, tokenParam: imagesToken} {
+		if _, err := h.w.aws("ssm", "put-parameter", "--name", param, "--type", "SecureString", "--value", token, "--overwrite"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	run(t, ".", "docker", "cp", filepath.Join(h.w.dir, "fakegithub"), h.container+":/usr/local/lib/fakegithub")
 	cmd := exec.Command("docker", "exec", "-i", "-u", "0", h.container, "/bin/sh", "-c",

@@ -178,17 +178,20 @@ func (h *host) bootstrap() (string, error) {
 }
 
 // bootstrapPrivate runs the README's user data as the owner of a private
-// repository pastes it: GHCR_TOKEN_PARAM names the SecureString with the
-// token, and the bundle comes through GitHub's API with that token (the
-// stand-in API on the host, fakegithub). mywebchat-agent-upgrade later takes
-// the same way.
+// repository pastes it: GHCR_TOKEN_PARAM and MYWEBCHAT_BUNDLE_TOKEN_PARAM
+// name the SecureStrings with the images' and the releases' tokens, and the
+// bundle comes through GitHub's API with the releases' token (the stand-in
+// API on the host, fakegithub). mywebchat-agent-upgrade later takes the
+// same way.
 func (h *host) bootstrapPrivate() (string, error) {
 	ud := h.userData()
-	const public = "export GHCR_TOKEN_PARAM=none\n"
-	if !strings.Contains(ud, public) {
-		h.w.t.Fatalf("the user data has no line %q to name the token parameter in:\n%s", public, ud)
+	for name, param := range map[string]string{"GHCR_TOKEN_PARAM": tokenParam, "MYWEBCHAT_BUNDLE_TOKEN_PARAM": bundleTokenParam} {
+		public := "export " + name + "=none\n"
+		if !strings.Contains(ud, public) {
+			h.w.t.Fatalf("the user data has no line %q to name the token parameter in:\n%s", public, ud)
+		}
+		ud = strings.Replace(ud, public, "export "+name+"="+param+"\n", 1)
 	}
-	ud = strings.Replace(ud, public, "export GHCR_TOKEN_PARAM="+tokenParam+"\n", 1)
 	return h.runUserData(ud, "MYWEBCHAT_GITHUB_API="+githubAPI)
 }
 

@@ -65,7 +65,7 @@ func TestRehearsal(t *testing.T) {
 
 	// A new host bootstraps straight onto the recorded release; host-b is
 	// a private repository's: the bundle comes through GitHub's API with the
-	// token from Parameter Store.
+	// releases' token from Parameter Store, image pulls use the images' token.
 	b.startGitHub()
 	out, err := b.bootstrapPrivate()
 	if err != nil {
@@ -75,6 +75,7 @@ func TestRehearsal(t *testing.T) {
 	b.requireFetchedPrivately(t, "latest")
 	b.requireNoTokenOnDisk(t, out)
 	if env := b.exec("cat /etc/mywebchat/host.env"); !strings.Contains(env, "GHCR_TOKEN_PARAM='"+tokenParam+"'") ||
+		!strings.Contains(env, "MYWEBCHAT_BUNDLE_TOKEN_PARAM='"+bundleTokenParam+"'") ||
 		strings.Contains(env, "MYWEBCHAT_RELEASES_URL") || !strings.Contains(env, "MYWEBCHAT_GITHUB_API='"+githubAPI+"'") {
 		t.Fatalf("host-b's host.env does not record the private repository's settings:\n%s", env)
 	}
