@@ -30,8 +30,28 @@ type loadShape struct {
 	Rooms   int
 }
 
+// pagePerAddress is how many requests for the page per second one client
+// address may send: nginx limits "/" to 20 per second per address (burst
+// 40), and all of the rehearsal's load comes from one address (the engine's
+// bridge), unlike a real site's users.
+const pagePerAddress = 16
+
+// urls is the round-robin of one host's requests: the page, and /healthz
+// (through nginx to the chat server, not rate-limited) for the rest of the
+// rate above pagePerAddress.
+func (s loadShape) urls(base string) []string {
+	n := max(2, (s.Rate+pagePerAddress-1)/pagePerAddress)
+	urls := []string{base + "/"}
+	for range n - 1 {
+		urls = append(urls, base+"/healthz")
+	}
+	return urls
+}
+
 func (s loadShape) String() string {
-	return fmt.Sprintf("%d HTTP requests/s and %d chat clients in %d rooms per host", s.Rate, s.Clients, s.Rooms)
+	n := len(s.urls(""))
+	return fmt.Sprintf("%d HTTP requests/s (1 in %d for the page, the rest /healthz) and %d chat clients in %d rooms per host",
+		s.Rate, n, s.Clients, s.Rooms)
 }
 
 func (w *world) startLoad(shape loadShape, prefix string, hosts ...*host) *load {
@@ -57,8 +77,7 @@ func (w *world) startLoad(shape loadShape, prefix string, hosts ...*host) *load 
 		go func() {
 			defer l.wg.Done()
 			// Bounded: at most 20 minutes, whatever happens.
-			rs, _ := httpload.Run(ctx, httpload.Config{URLs: []string{h.base() + "/", h.base() + "/healthz"},
-				Rate: shape.Rate, Duration: 20 * time.Minute})
+			rs, _ := httpload.Run(ctx, httpload.Config{URLs: shape.urls(h.base()), Rate: shape.Rate, Duration: 20 * time.Minute})
 			l.mu.Lock()
 			l.results[h.name] = rs
 			l.mu.Unlock()
