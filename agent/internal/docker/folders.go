@@ -64,10 +64,11 @@ func (c *Client) GiveFolders(ctx context.Context, name, image string, uid, gid i
 		return wrap("give folders: create container "+name, err)
 	}
 	defer func() {
-		// Removed even when ctx ended: a left container would hold the folders' mounts.
+		// Removed even when ctx ended: a left container would hold the folders' mounts. With
+		// the anonymous volumes an image's VOLUME lines gave it, which would pile up otherwise.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_ = c.RemoveContainer(rctx, r.ID)
+		_, _ = c.api.ContainerRemove(rctx, r.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	}()
 	// The daemon extracts a header's owner only without copyUIDGID (which would take the
 	// container's user instead); noOverwriteDirNonDir keeps it from replacing a folder.

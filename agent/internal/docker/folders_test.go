@@ -32,7 +32,7 @@ func TestGiveFolders(t *testing.T) {
 	c := serveEngine(t, func(w http.ResponseWriter, r *http.Request, path string, b []byte) {
 		mu.Lock()
 		defer mu.Unlock()
-		calls = append(calls, r.Method+" "+path)
+		calls = append(calls, r.Method+" "+path+" "+r.URL.RawQuery)
 		switch {
 		case path == "/_ping":
 			w.Write([]byte("OK"))
@@ -90,7 +90,8 @@ func TestGiveFolders(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("archive entries %q, want %q", got, want)
 	}
-	if n := len(calls); n == 0 || calls[n-1] != "DELETE /containers/c1" {
-		t.Errorf("calls %q: want the container removed last", calls)
+	if n := len(calls); n == 0 || !strings.HasPrefix(calls[n-1], "DELETE /containers/c1 ") ||
+		!strings.Contains(calls[n-1], "force=1") || !strings.Contains(calls[n-1], "v=1") {
+		t.Errorf("calls %q: want the container removed last, forced, with its anonymous volumes", calls)
 	}
 }
