@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -109,8 +110,8 @@ type Config struct {
 //	room.mu       one room's state and members (lockedRoom)
 //	client.mu     one connection's queue (enqueue, close)
 //
-// registry.mu (every connection, for CloseAll) and lingerClock.mu are leaves:
-// nothing else is taken under them. The types seqHeld and lockedRoom are the
+// registry.mu (every connection, for CloseAll), lingerClock.mu and
+// openCalls.mu are leaves: nothing else is taken under them. The types seqHeld and lockedRoom are the
 // proof a method asks for when it needs a lock held.
 //
 // Other packages see the hub through two narrow views: Authority (serve
@@ -125,6 +126,7 @@ type Hub struct {
 	rooms roomSet
 	conns registry
 	clock lingerClock
+	opens openCalls
 }
 
 // NewHub returns a hub that sequences messages itself under a fresh epoch.
@@ -194,7 +196,7 @@ func (h *Hub) open(ctx context.Context, name string) (*room, error) {
 		return r, nil
 	}
 	if rem := h.seq.getRemote(); rem != nil {
-		if err := rem.Open(ctx, name); err != nil {
+		if err := h.opens.do(ctx, name, rem.Open); err != nil {
 			return nil, fmt.Errorf("open room %s: %w", name, err)
 		}
 		if r := h.rooms.get(name); r != nil {
@@ -215,6 +217,51 @@ func (h *Hub) open(ctx context.Context, name string) (*room, error) {
 		lr.unlock()
 	}
 	return r, nil
+}
+
+// openCalls shares one Remote.Open among the joins that find the same room
+// not held yet. A deploy moves many clients of a room to a color that holds
+// none of them, and a reconnect wave brings them back at once; each Open
+// fetches the room's whole history from the store and installs it, so one
+// Open per client made every one of them wait for all the others (with Redis
+// rooms, most of a move's time).
+type openCalls struct {
+	mu    sync.Mutex
+	calls map[string]*openCall
+}
+
+type openCall struct {
+	done chan struct{}
+	err  error
+}
+
+// do calls open for room, or, when a call for room is already running,
+// waits for that one and returns its error. ctx bounds this caller's wait;
+// the call itself runs under the ctx of the caller that started it (every
+// join gives the same timeout).
+func (o *openCalls) do(ctx context.Context, room string, open func(context.Context, string) error) error {
+	o.mu.Lock()
+	if c, ok := o.calls[room]; ok {
+		o.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c := &openCall{done: make(chan struct{})}
+	if o.calls == nil {
+		o.calls = make(map[string]*openCall)
+	}
+	o.calls[room] = c
+	o.mu.Unlock()
+	c.err = open(ctx, room)
+	o.mu.Lock()
+	delete(o.calls, room)
+	o.mu.Unlock()
+	close(c.done)
+	return c.err
 }
 
 // broadcast queues frame for every local client of r.

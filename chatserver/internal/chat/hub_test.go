@@ -1,9 +1,12 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -288,4 +291,89 @@ func TestCloseSpread(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatedRemote counts its Opens and holds each until release is closed; it
+// fails them while fail is set, else installs the room empty.
+type gatedRemote struct {
+	hub     *Hub
+	release chan struct{}
+	mu      sync.Mutex
+	opens   int
+	fail    error
+}
+
+func (r *gatedRemote) Open(ctx context.Context, room string) error {
+	r.mu.Lock()
+	r.opens++
+	fail, release := r.fail, r.release
+	r.mu.Unlock()
+	select {
+	case <-release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if fail != nil {
+		return fail
+	}
+	return r.hub.Replica().Install(room, RoomState{Epoch: "shared"})
+}
+
+func (r *gatedRemote) Append(context.Context, string, Message) (uint64, error) {
+	return 0, ErrDraining
+}
+
+func (r *gatedRemote) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opens
+}
+
+// TestConcurrentOpensShareOneFetch: joins that find a room not held yet at
+// the same moment (a deploy's moves, a reconnect wave) fetch it from the
+// Remote once and all get it; a failed fetch fails them all, and the next
+// join fetches again.
+func TestConcurrentOpensShareOneFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHub(Config{})
+		rem := &gatedRemote{hub: h, fail: errors.New("store away")}
+		h.Replica().SetRemote(rem)
+		const n = 8
+		openAll := func() []error {
+			release := make(chan struct{})
+			rem.mu.Lock()
+			rem.release = release
+			rem.mu.Unlock()
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					_, errs[i] = h.open(t.Context(), "r1")
+				})
+			}
+			synctest.Wait() // every caller is in open, waiting
+			if got := rem.count(); got != 1 {
+				t.Errorf("%d concurrent opens of one room fetched it %d times, want once", n, got)
+			}
+			close(release)
+			wg.Wait()
+			return errs
+		}
+		for i, err := range openAll() {
+			if err == nil || !strings.Contains(err.Error(), "store away") {
+				t.Errorf("open %d while the store fails: got %v, want its error", i, err)
+			}
+		}
+		rem.mu.Lock()
+		rem.fail, rem.opens = nil, 0
+		rem.mu.Unlock()
+		for i, err := range openAll() {
+			if err != nil {
+				t.Errorf("open %d: %v", i, err)
+			}
+		}
+		if h.rooms.get("r1") == nil {
+			t.Error("room r1 not held after the opens")
+		}
+	})
 }
