@@ -7,18 +7,24 @@
 # the stacks or rotate the token; it changes nothing when nothing changed.
 #
 #   deploy/aws/up.sh --repo OWNER/REPO < token.txt     # or type the token when asked
+#   deploy/aws/up.sh --repo OWNER/REPO --private-repo < tokens.txt
 #
 # The token (a GitHub token with read:packages only) is read from standard
 # input, never from the command line, where ps and shell history would see
 # it; it goes to Parameter Store as a SecureString through a 0600 file that is
-# removed at once, and is never printed.
+# removed at once, and is never printed. A private repository's hosts also
+# need a fine-grained token for that repository only, Contents: read-only, to
+# read its releases: with --private-repo it is the second line of standard
+# input, stored the same way in /mywebchat/bundle-token.
 #
 # Options:
 #   --repo OWNER/REPO         the GitHub repository (required)
 #   --region REGION           default: AWS_REGION, AWS_DEFAULT_REGION or the CLI's configured region
 #   --fleet                   an Auto Scaling group behind a load balancer, rooms in ElastiCache
 #   --no-host                 only the bootstrap stack and the token
-#   --keep-token              do not read a token: keep the one already stored
+#   --private-repo            the repository is private: standard input's second line is the
+#                             releases' token (give it on every run; without it hosts fetch anonymously)
+#   --keep-token              do not read tokens: keep the ones already stored
 #   --vpc ID --subnets ID[,ID…]   where hosts go (default: the default VPC and its subnets)
 #   --instance-type TYPE      default t3.small
 #   --bundle-url URL          host bundle a new host installs (default: the repository's latest release)
@@ -44,9 +50,10 @@ matches() { # matches REGEX VALUE: VALUE as a whole matches the extended REGEX
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo='' region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}} mode=host keep_token=0
+repo='' region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}} mode=host keep_token=0 private=0
 vpc='' subnets='' instance_type=t3.small bundle_url='' alert_email='' certificate_arn='' prefix=mywebchat
 token_param=/mywebchat/ghcr-pull-token
+bundle_token_param=/mywebchat/bundle-token
 
 # --- arguments: all checked before anything is created -------------------------
 while [ $# -gt 0 ]; do
@@ -64,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--fleet) mode=fleet ;;
 	--no-host) mode=none ;;
 	--keep-token) keep_token=1 ;;
+	--private-repo) private=1 ;;
 	-h | --help)
 		sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
 		exit 0
@@ -128,29 +136,45 @@ esac
 	usage "--certificate-arn '$certificate_arn' is not an ACM certificate ARN"
 command -v aws >/dev/null 2>&1 || die "the AWS CLI (aws) is not installed; nothing was created"
 
-# --- the token, from standard input -----------------------------------------------
-token=
-if [ "$keep_token" -eq 0 ]; then
+# --- the tokens, from standard input ----------------------------------------------
+# read_token WHAT PROMPT: one line of standard input into $got, checked.
+read_token() {
+	got=
 	if [ -t 0 ]; then
-		printf 'GHCR pull token (a GitHub token with read:packages only; not shown): ' >&2
+		printf '%s (not shown): ' "$2" >&2
 		stty -echo 2>/dev/null || true
 		trap 'stty echo 2>/dev/null || true' EXIT
 		trap 'exit 130' INT TERM
-		IFS= read -r token || true
+		IFS= read -r got || true
 		stty echo 2>/dev/null || true
 		trap - EXIT INT TERM
 		printf '\n' >&2
 	else
-		IFS= read -r token || true
+		IFS= read -r got || true
 	fi
-	token=$(printf '%s' "$token" | tr -d '\r')
-	[ -n "$token" ] || usage "no token on standard input: $prog --repo $repo < token.txt (or --keep-token to keep the stored one)"
+	got=$(printf '%s' "$got" | tr -d '\r')
+	if [ -z "$got" ] && [ "$private" -eq 1 ]; then
+		usage "no $1 on standard input: $prog --repo $repo --private-repo < tokens.txt (two lines: the GHCR token, then the releases' token; or --keep-token to keep the stored ones)"
+	fi
+	[ -n "$got" ] || usage "no $1 on standard input: $prog --repo $repo < token.txt (or --keep-token to keep the stored one)"
 	# GitHub tokens are letters, digits and underscores; anything else is a
 	# paste error (and could not go into the JSON below safely).
-	case "$token" in
-	*[!A-Za-z0-9_]*) usage "the token on standard input is not a GitHub token (letters, digits, '_' only); nothing was created" ;;
+	case "$got" in
+	*[!A-Za-z0-9_]*) usage "the $1 on standard input is not a GitHub token (letters, digits, '_' only); nothing was created" ;;
 	esac
-	[ ${#token} -ge 20 ] || usage "the token on standard input is too short to be a GitHub token; nothing was created"
+	[ ${#got} -ge 20 ] || usage "the $1 on standard input is too short to be a GitHub token; nothing was created"
+}
+token='' bundle_token=''
+if [ "$keep_token" -eq 0 ]; then
+	read_token token 'GHCR pull token (a GitHub token with read:packages only)'
+	token=$got
+	if [ "$private" -eq 1 ]; then
+		read_token "releases' token (the second line, with --private-repo)" "Releases' token (fine-grained, $repo only, Contents: read-only)"
+		bundle_token=$got
+		[ "$bundle_token" != "$token" ] ||
+			usage "the two tokens on standard input are the same: the second must be a fine-grained token for $repo with Contents: read-only; nothing was created"
+	fi
+	got=
 fi
 
 # --- AWS ------------------------------------------------------------------------------
@@ -162,6 +186,10 @@ say "up.sh: account $account, region $region, repository $repo"
 if [ "$keep_token" -eq 1 ]; then
 	aws ssm get-parameter --name "$token_param" --query Parameter.Name --output text >/dev/null 2>&1 ||
 		die "--keep-token, but no token is stored at $token_param yet: give one on standard input"
+	if [ "$private" -eq 1 ]; then
+		aws ssm get-parameter --name "$bundle_token_param" --query Parameter.Name --output text >/dev/null 2>&1 ||
+			die "--keep-token --private-repo, but no releases' token is stored at $bundle_token_param yet: give both tokens on standard input"
+	fi
 fi
 
 # Hosts: the default VPC and its default subnets unless given.
@@ -188,19 +216,31 @@ elif [ "$stack_provider" != None ]; then
 	provider_arn=$stack_provider
 fi
 
-# The token: a SecureString, through a private file removed at once.
-if [ "$keep_token" -eq 0 ]; then
+# The tokens: SecureStrings, each through a private file removed at once.
+store_token() { # store_token PARAM DESCRIPTION: stores $got
 	tmp=$(umask 077 && mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
 	trap 'exit 130' INT TERM
-	(umask 077 && printf '{"Name":"%s","Type":"SecureString","Overwrite":true,"Description":"GHCR pull token for MyWebChat hosts (read:packages)","Value":"%s"}' \
-		"$token_param" "$token" >"$tmp/put.json")
-	token=
+	(umask 077 && printf '{"Name":"%s","Type":"SecureString","Overwrite":true,"Description":"%s","Value":"%s"}' \
+		"$1" "$2" "$got" >"$tmp/put.json")
+	got=
 	aws ssm put-parameter --cli-input-json "file://$tmp/put.json" --query Version --output text >/dev/null ||
-		die "storing the token in $token_param failed"
+		die "storing the token in $1 failed"
 	rm -rf "$tmp"
+	trap - EXIT INT TERM
+}
+if [ "$keep_token" -eq 0 ]; then
+	got=$token token=''
+	store_token "$token_param" "GHCR pull token for MyWebChat hosts (read:packages)"
 	say "up.sh: token stored in $token_param (SecureString); hosts read it for every pull"
+	if [ "$private" -eq 1 ]; then
+		got=$bundle_token bundle_token=''
+		store_token "$bundle_token_param" "Releases token for MyWebChat hosts of a private repository (Contents: read-only)"
+		say "up.sh: releases' token stored in $bundle_token_param (SecureString); hosts read it to fetch the host bundle"
+	fi
 fi
+host_bundle_param=
+[ "$private" -eq 0 ] || host_bundle_param=$bundle_token_param
 
 deploy() { # deploy STACK TEMPLATE PARAM=VALUE...
 	stack=$1 template=$2
@@ -238,14 +278,16 @@ deploy "$prefix-bootstrap" bootstrap.yaml "GitHubRepository=$repo" "ImageOwner=$
 site=''
 case "$mode" in
 host)
-	deploy "$prefix-host" host.yaml "ImageOwner=$image_owner" "BundleUrl=$bundle_url" "VpcId=$vpc" \
+	deploy "$prefix-host" host.yaml "ImageOwner=$image_owner" "GitHubRepository=$repo" "BundleUrl=$bundle_url" \
+		"BundleTokenParameterName=$host_bundle_param" "VpcId=$vpc" \
 		"SubnetId=${subnets%%,*}" "InstanceType=$instance_type"
 	# An Elastic IP's physical id is the address itself.
 	ip=$(resource "$prefix-host" ElasticIP)
 	site="http://$ip/"
 	;;
 fleet)
-	deploy "$prefix-fleet" fleet.yaml "ImageOwner=$image_owner" "BundleUrl=$bundle_url" "VpcId=$vpc" \
+	deploy "$prefix-fleet" fleet.yaml "ImageOwner=$image_owner" "GitHubRepository=$repo" "BundleUrl=$bundle_url" \
+		"BundleTokenParameterName=$host_bundle_param" "VpcId=$vpc" \
 		"SubnetIds=$subnets" "InstanceType=$instance_type" "CertificateArn=$certificate_arn"
 	lb=$(resource "$prefix-fleet" LoadBalancer)
 	dns=$(aws elbv2 describe-load-balancers --load-balancer-arns "$lb" --query 'LoadBalancers[0].DNSName' --output text)

@@ -28,8 +28,8 @@ func statements(tpl template) []statement {
 		case map[string]any:
 			if st, ok := x["Statement"]; ok {
 				for i, s := range list(st) {
-					if m, ok := s.(map[string]any); ok {
-						out = append(out, statement{fmt.Sprintf("%s[%d]", where, i), m})
+					for j, m := range branches(s) {
+						out = append(out, statement{fmt.Sprintf("%s[%d]%s", where, i, strings.Repeat("'", j)), m})
 					}
 				}
 			}
@@ -49,6 +49,22 @@ func statements(tpl template) []statement {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].where < out[j].where })
 	return out
+}
+
+// branches returns a statement, or both statements of an Fn::If that chooses one
+// (AWS::NoValue is no statement): every statement a stack can have.
+func branches(v any) []map[string]any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil
+	}
+	if f, ok := m["Fn::If"].([]any); ok && len(f) == 3 {
+		return append(branches(f[1]), branches(f[2])...)
+	}
+	if m["Ref"] == "AWS::NoValue" {
+		return nil
+	}
+	return []map[string]any{m}
 }
 
 // strs returns the strings of a value that is a string or a list (functions are
@@ -306,6 +322,30 @@ func TestHosts(t *testing.T) {
 // subVar matches a ${Name} or ${Resource.Attribute} reference of Fn::Sub.
 var subVar = regexp.MustCompile(`\$\{([A-Za-z0-9:.]+)\}`)
 
+// renderUserData renders a launch template's user data as Fn::Sub does, with the
+// values given for parameters (others become sample<Name>) and ${!x} as ${x}.
+func renderUserData(t *testing.T, tpl template, name string, values map[string]string) string {
+	t.Helper()
+	src, ok := dig(tpl.props(name), "LaunchTemplateData", "UserData", "Fn::Base64", "Fn::Sub").(string)
+	if !ok {
+		t.Fatalf("%s: UserData is not Fn::Base64 of an Fn::Sub string", name)
+	}
+	script := subVar.ReplaceAllStringFunc(src, func(m string) string {
+		v := subVar.FindStringSubmatch(m)[1]
+		if val, ok := values[v]; ok {
+			return val
+		}
+		if strings.HasPrefix(v, "AWS::") || strings.Contains(v, ".") {
+			return "sample-" + strings.NewReplacer(":", "", ".", "-").Replace(v)
+		}
+		if _, ok := dig(tpl.raw, "Parameters", v).(map[string]any); !ok {
+			t.Errorf("user data names ${%s}, which is not a parameter", v)
+		}
+		return "sample" + v
+	})
+	return strings.ReplaceAll(script, "${!", "${")
+}
+
 // TestUserData renders every launch template's user data with sample parameter values
 // and checks it as what cloud-init runs: a #!/bin/sh script that parses and passes
 // shellcheck.
@@ -317,30 +357,121 @@ func TestUserData(t *testing.T) {
 	for _, tpl := range loadAll(t) {
 		for _, name := range tpl.ofType("AWS::EC2::LaunchTemplate") {
 			t.Run(tpl.path+":"+name, func(t *testing.T) {
-				src, ok := dig(tpl.props(name), "LaunchTemplateData", "UserData", "Fn::Base64", "Fn::Sub").(string)
-				if !ok {
-					t.Fatalf("UserData is not Fn::Base64 of an Fn::Sub string")
-				}
-				script := subVar.ReplaceAllStringFunc(src, func(m string) string {
-					v := subVar.FindStringSubmatch(m)[1]
-					if strings.HasPrefix(v, "AWS::") || strings.Contains(v, ".") {
-						return "sample-" + strings.NewReplacer(":", "", ".", "-").Replace(v)
+				for _, bundleToken := range []string{"", "/mywebchat/bundle-token"} {
+					script := renderUserData(t, tpl, name, map[string]string{"BundleTokenParameterName": bundleToken})
+					if !strings.HasPrefix(script, "#!/bin/sh\n") {
+						t.Errorf("user data does not start with #!/bin/sh: cloud-init would not run it as a script")
 					}
-					if _, ok := dig(tpl.raw, "Parameters", v).(map[string]any); !ok {
-						t.Errorf("user data names ${%s}, which is not a parameter", v)
+					cmd := exec.Command(sh, "-s", "sh", "-")
+					cmd.Stdin = strings.NewReader(script)
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Errorf("shellcheck: %v\n%s\n--- script:\n%s", err, out, script)
 					}
-					return "sample" + v
-				})
-				if !strings.HasPrefix(script, "#!/bin/sh\n") {
-					t.Errorf("user data does not start with #!/bin/sh: cloud-init would not run it as a script")
 				}
-				if strings.Contains(script, "${!") {
-					t.Errorf("user data has an escaped ${!…}: check the Fn::Sub escapes")
+			})
+		}
+	}
+}
+
+// readmeFetch is the part of the README's user data that fetches and unpacks the host
+// bundle, for a public and for a private repository: its lines from the mkdir of
+// /opt/mywebchat to the tar that unpacks the bundle.
+func readmeFetch(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case !in && strings.HasPrefix(line, "```sh"):
+			in, block = true, nil
+		case in && strings.HasPrefix(line, "```"):
+			in = false
+			s := strings.Join(block, "\n")
+			if !strings.HasPrefix(s, "#!/bin/sh\n") || !strings.Contains(s, "deploy/install.sh") {
+				continue
+			}
+			start, end := -1, -1
+			for i, l := range block {
+				if start < 0 && strings.HasPrefix(l, "mkdir -p /opt/mywebchat") {
+					start = i
 				}
-				cmd := exec.Command(sh, "-s", "sh", "-")
-				cmd.Stdin = strings.NewReader(script)
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Errorf("shellcheck: %v\n%s\n--- script:\n%s", err, out, script)
+				if start >= 0 && strings.HasPrefix(l, "tar -xzf ") {
+					end = i
+					break
+				}
+			}
+			if start < 0 || end < 0 {
+				t.Fatalf("the README's user data has no lines from `mkdir -p /opt/mywebchat` to `tar -xzf …`:\n%s", s)
+			}
+			// The lines are shell as a whole script runs them (the template's copy is
+			// data in a here-document, which shellcheck does not read).
+			sh, err := exec.LookPath("shellcheck")
+			if err != nil {
+				t.Fatal("shellcheck is not installed (scripts/setup.sh installs it)")
+			}
+			cmd := exec.Command(sh, "-s", "sh", "-S", "warning", "-")
+			cmd.Stdin = strings.NewReader(s + "\n")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("shellcheck of the README's user data: %v\n%s", err, out)
+			}
+			return block[start : end+1]
+		case in:
+			block = append(block, line)
+		}
+	}
+	t.Fatal("README.md has no user data block (a sh block starting with #!/bin/sh that runs deploy/install.sh)")
+	return nil
+}
+
+// shVar matches a shell variable reference; shAssign a variable assigned on a line.
+var (
+	shVar    = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)(:-)?`)
+	shAssign = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)=`)
+)
+
+// TestUserDataFetchesLikeREADME: the stacks' hosts fetch their bundle with exactly the
+// README's lines (public, or private through GitHub's API with the releases' token),
+// run as a script of their own with -eu until they succeed, with every variable those
+// lines read exported by the user data first.
+func TestUserDataFetchesLikeREADME(t *testing.T) {
+	want := readmeFetch(t)
+	for _, tpl := range loadAll(t) {
+		for _, name := range tpl.ofType("AWS::EC2::LaunchTemplate") {
+			t.Run(tpl.path+":"+name, func(t *testing.T) {
+				script := renderUserData(t, tpl, name, nil)
+				head, rest, ok := strings.Cut(script, "cat >\"$fetch\" <<'FETCH'\n")
+				body, tail, ok2 := strings.Cut(rest, "\nFETCH\n")
+				if !ok || !ok2 {
+					t.Fatalf("the user data writes no fetch script (cat >\"$fetch\" <<'FETCH' … FETCH):\n%s", script)
+				}
+				if got := strings.Split(body, "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("the user data fetches the bundle unlike the README; README:\n%s\n--- user data:\n%s", strings.Join(want, "\n"), body)
+				}
+				if !strings.Contains(tail, "until sh -eu \"$fetch\"; do") {
+					t.Errorf("the fetch script is not run with sh -eu until it succeeds:\n%s", tail)
+				}
+				assigned := map[string]bool{}
+				for _, l := range want {
+					if m := shAssign.FindStringSubmatch(l); m != nil {
+						assigned[m[1]] = true
+					}
+				}
+				for _, m := range shVar.FindAllStringSubmatch(strings.Join(want, "\n"), -1) {
+					v := m[1]
+					if assigned[v] || m[2] != "" {
+						continue
+					}
+					if !regexp.MustCompile(`(?m)^export .*\b` + v + `=`).MatchString(head) {
+						t.Errorf("the fetch lines read $%s, which the user data does not export before them", v)
+					}
+				}
+				// A public repository's stack gives no token parameter: the lines' "none".
+				if !strings.Contains(head, `export MYWEBCHAT_BUNDLE_TOKEN_PARAM="${MYWEBCHAT_BUNDLE_TOKEN_PARAM:-none}"`) {
+					t.Errorf("an empty BundleTokenParameterName does not become none:\n%s", head)
 				}
 			})
 		}
@@ -468,5 +599,69 @@ func TestFleetTargetGroup(t *testing.T) {
 	}
 	if !hooked {
 		t.Error("no termination lifecycle hook: a host taken out would not drain the chat first")
+	}
+}
+
+// paramArn is the ARN pattern of a parameter named by a template parameter, as the
+// templates write it.
+func paramArn(param string) string {
+	return "map[Fn::Sub:arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${" + param + "}]"
+}
+
+// TestBundleTokenScoped: a host may read the releases' token parameter only when its
+// stack names one (a private repository), and then exactly that parameter; it may
+// decrypt only through Parameter Store and only those token parameters; no other
+// statement mentions the releases' token.
+func TestBundleTokenScoped(t *testing.T) {
+	for _, path := range []string{"../host.yaml", "../fleet.yaml"} {
+		tpl := loadTemplate(t, path)
+		t.Run(tpl.path, func(t *testing.T) {
+			if got := fmt.Sprint(dig(tpl.raw, "Conditions", "PrivateBundle")); got != `map[Fn::Not:[map[Fn::Equals:[map[Ref:BundleTokenParameterName] ]]]]` {
+				t.Errorf("condition PrivateBundle is %s, want BundleTokenParameterName not empty", got)
+			}
+			if d := dig(tpl.raw, "Parameters", "BundleTokenParameterName", "Default"); d != "" {
+				t.Errorf("BundleTokenParameterName defaults to %v, want empty (a public repository)", d)
+			}
+			stmts := list(dig(tpl.props("InstanceRole"), "Policies"))
+			if len(stmts) != 1 {
+				t.Fatalf("the instance role has %d inline policies, want 1", len(stmts))
+			}
+			reads, decrypts := 0, 0
+			for i, s := range list(dig(stmts[0], "PolicyDocument", "Statement")) {
+				text := fmt.Sprint(s)
+				if f, ok := dig(s, "Fn::If").([]any); ok {
+					if len(f) != 3 || f[0] != "PrivateBundle" || fmt.Sprint(f[2]) != "map[Ref:AWS::NoValue]" {
+						t.Errorf("statement %d: Fn::If %v, want [PrivateBundle, statement, AWS::NoValue]", i, f)
+						continue
+					}
+					st, _ := f[1].(map[string]any)
+					if fmt.Sprint(st["Effect"]) != "Allow" || fmt.Sprint(st["Action"]) != "ssm:GetParameter" ||
+						fmt.Sprint(st["Resource"]) != paramArn("BundleTokenParameterName") || st["Condition"] != nil {
+						t.Errorf("the private repository's statement is %v; want Allow ssm:GetParameter on exactly %s", st, paramArn("BundleTokenParameterName"))
+					}
+					reads++
+					continue
+				}
+				st, _ := s.(map[string]any)
+				if fmt.Sprint(st["Action"]) == "kms:Decrypt" {
+					decrypts++
+					eq, _ := dig(st, "Condition", "StringEquals").(map[string]any)
+					if fmt.Sprint(eq["kms:ViaService"]) != "map[Fn::Sub:ssm.${AWS::Region}.amazonaws.com]" {
+						t.Errorf("kms:Decrypt not only through Parameter Store: %v", st["Condition"])
+					}
+					want := fmt.Sprintf("map[Fn::If:[PrivateBundle [%s %s] [%s]]]", paramArn("TokenParameterName"), paramArn("BundleTokenParameterName"), paramArn("TokenParameterName"))
+					if got := fmt.Sprint(eq["kms:EncryptionContext:PARAMETER_ARN"]); got != want {
+						t.Errorf("kms:Decrypt for parameters %s; want the GHCR token's, and the releases' token's only for a private repository: %s", got, want)
+					}
+					continue
+				}
+				if strings.Contains(text, "BundleTokenParameterName") {
+					t.Errorf("statement %d names the releases' token outside the private repository's statement: %v", i, s)
+				}
+			}
+			if reads != 1 || decrypts != 1 {
+				t.Errorf("%d statements read the releases' token and %d decrypt; want one each", reads, decrypts)
+			}
+		})
 	}
 }

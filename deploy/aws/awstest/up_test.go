@@ -2,6 +2,7 @@ package awstest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -173,6 +174,9 @@ func TestUpRefusesBadInput(t *testing.T) {
 		{"subnets without vpc", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--subnets", "subnet-0123456789abcdef0"}, "--subnets needs --vpc"},
 		{"vpc without subnets", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--vpc", "vpc-0123456789abcdef0"}, "--vpc needs --subnets"},
 		{"fleet in one subnet", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--fleet", "--vpc", "vpc-0123456789abcdef0", "--subnets", "subnet-0123456789abcdef0"}, "at least two availability zones"},
+		{"private repository without the second token", token1 + "\n", []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--private-repo"}, "no releases' token (the second line, with --private-repo) on standard input"},
+		{"private repository with one token twice", token1 + "\n" + token1 + "\n", []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--private-repo"}, "the two tokens on standard input are the same"},
+		{"private repository with a bad second token", token1 + "\nnot a token!\n", []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--private-repo"}, "the releases' token (the second line, with --private-repo) on standard input is not a GitHub token"},
 		{"certificate without fleet", token1, []string{"--repo", "acme/mywebchat", "--region", "eu-west-1", "--certificate-arn", "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}, "is for --fleet"},
 	}
 	for _, tt := range tests {
@@ -265,6 +269,12 @@ func TestUpAgainstMoto(t *testing.T) {
 		t.Errorf("Elastic IPs %+v; want one, on the host, printed as the site", addrs.Addresses)
 	}
 
+	// A public repository's host: no releases' token, none in its role or user data.
+	if got := hostStack(t, e); got.params["BundleTokenParameterName"] != "" || got.params["GitHubRepository"] != "Acme/MyWebChat" ||
+		strings.Contains(got.policy, "bundle-token") || !strings.Contains(got.userData, `MYWEBCHAT_BUNDLE_TOKEN_PARAM=''`) {
+		t.Errorf("public repository's host stack: parameters %v\nrole policy %s\nuser data %.2000s", got.params, got.policy, got.userData)
+	}
+
 	// Rotation: the same command with a new token; the stacks stay as they are.
 	out, errOut, code = e.run(t, token2+"\n", "--repo", "Acme/MyWebChat", "--region", "eu-west-1")
 	if code != 0 {
@@ -289,5 +299,109 @@ func TestUpAgainstMoto(t *testing.T) {
 	e.aws(t, &param, "ssm", "get-parameter", "--name", "/mywebchat/ghcr-pull-token", "--with-decryption")
 	if param.Parameter.Value != token2 {
 		t.Errorf("--keep-token changed the stored token")
+	}
+}
+
+const bundleToken = "github_pat_11ABCDEFG0releasesTOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+
+// hostStackView is what moto holds for the host stack: its parameters, the instance
+// role's inline policy, and the launch template's user data as the instance gets it.
+type hostStackView struct {
+	params           map[string]string
+	policy, userData string
+}
+
+func hostStack(t *testing.T, e upEnv) hostStackView {
+	t.Helper()
+	var stacks struct {
+		Stacks []struct {
+			Parameters []struct{ ParameterKey, ParameterValue string }
+		}
+	}
+	e.aws(t, &stacks, "cloudformation", "describe-stacks", "--stack-name", "mywebchat-host")
+	v := hostStackView{params: map[string]string{}}
+	for _, p := range stacks.Stacks[0].Parameters {
+		v.params[p.ParameterKey] = p.ParameterValue
+	}
+	var res struct {
+		StackResourceSummaries []struct{ LogicalResourceId, PhysicalResourceId string }
+	}
+	e.aws(t, &res, "cloudformation", "list-stack-resources", "--stack-name", "mywebchat-host")
+	ids := map[string]string{}
+	for _, r := range res.StackResourceSummaries {
+		ids[r.LogicalResourceId] = r.PhysicalResourceId
+	}
+	var pol struct{ PolicyDocument any }
+	e.aws(t, &pol, "iam", "get-role-policy", "--role-name", ids["InstanceRole"], "--policy-name", "host")
+	doc := pol.PolicyDocument
+	if s, ok := doc.(string); ok {
+		// moto hands back the document as a string in Python's notation (an
+		// AWS::NoValue statement as None): its quotes become JSON's (the document
+		// has no other), None null.
+		s = strings.NewReplacer("'", `"`, "None", "null").Replace(s)
+		if err := json.Unmarshal([]byte(s), &doc); err != nil {
+			t.Fatalf("the instance role's policy: %v\n%s", err, s)
+		}
+	}
+	b, _ := json.Marshal(doc)
+	v.policy = string(b)
+	var lt struct {
+		LaunchTemplateVersions []struct{ LaunchTemplateData struct{ UserData string } }
+	}
+	e.aws(t, &lt, "ec2", "describe-launch-template-versions", "--launch-template-id", ids["LaunchTemplate"], "--versions", "$Latest")
+	if len(lt.LaunchTemplateVersions) != 1 {
+		t.Fatalf("launch template %s: %d versions", ids["LaunchTemplate"], len(lt.LaunchTemplateVersions))
+	}
+	ud, err := base64.StdEncoding.DecodeString(lt.LaunchTemplateVersions[0].LaunchTemplateData.UserData)
+	if err != nil {
+		t.Fatalf("user data is not base64: %v", err)
+	}
+	v.userData = string(ud)
+	return v
+}
+
+// TestUpPrivateRepoAgainstMoto: with --private-repo, up.sh reads the releases' token as
+// the second line of standard input and stores it as a SecureString beside the GHCR
+// token (neither in any command line or output); the host stack names that parameter,
+// its role may read exactly it, and its user data fetches through the API with it.
+func TestUpPrivateRepoAgainstMoto(t *testing.T) {
+	t.Parallel() // slow: an external tool, run beside the other tests
+	e := newUpEnv(t, startMoto(t))
+	out, errOut, code := e.run(t, token1+"\n"+bundleToken+"\n", "--repo", "Acme/MyWebChat", "--region", "eu-west-1", "--private-repo")
+	if code != 0 {
+		t.Fatalf("up.sh --private-repo exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if all := out + errOut + e.calls(t); strings.Contains(all, token1) || strings.Contains(all, bundleToken) {
+		t.Errorf("a token appears in the output or in an aws command line")
+	}
+	if entries, _ := os.ReadDir(e.tmp); len(entries) != 0 {
+		t.Errorf("up.sh left %d temporary files behind (the token files must go)", len(entries))
+	}
+	for name, want := range map[string]string{"/mywebchat/ghcr-pull-token": token1, "/mywebchat/bundle-token": bundleToken} {
+		var param struct{ Parameter struct{ Type, Value string } }
+		e.aws(t, &param, "ssm", "get-parameter", "--name", name, "--with-decryption")
+		if param.Parameter.Type != "SecureString" || param.Parameter.Value != want {
+			t.Errorf("%s: type %q, value matches: %v; want a SecureString with its token", name, param.Parameter.Type, param.Parameter.Value == want)
+		}
+	}
+	got := hostStack(t, e)
+	if got.params["BundleTokenParameterName"] != "/mywebchat/bundle-token" {
+		t.Errorf("host stack parameters %v: BundleTokenParameterName is not /mywebchat/bundle-token", got.params)
+	}
+	if !strings.Contains(got.policy, `"Resource":"arn:aws:ssm:eu-west-1:123456789012:parameter/mywebchat/bundle-token"`) {
+		t.Errorf("the instance role may not read exactly /mywebchat/bundle-token:\n%s", got.policy)
+	}
+	if !strings.Contains(got.userData, "MYWEBCHAT_BUNDLE_TOKEN_PARAM='/mywebchat/bundle-token'") ||
+		!strings.Contains(got.userData, "MYWEBCHAT_REPO='Acme/MyWebChat'") ||
+		!strings.Contains(got.userData, "api=${MYWEBCHAT_GITHUB_API:-https://api.github.com}/repos/$MYWEBCHAT_REPO/releases/latest") {
+		t.Errorf("the launch template's user data does not fetch through the API with the releases' token:\n%s", got.userData)
+	}
+
+	// --keep-token --private-repo keeps both; without a stored releases' token it refuses.
+	if out, errOut, code = e.run(t, "", "--repo", "Acme/MyWebChat", "--region", "eu-west-1", "--keep-token", "--private-repo"); code != 0 {
+		t.Fatalf("up.sh --keep-token --private-repo exit %d\n%s%s", code, out, errOut)
+	}
+	if hostStack(t, e).params["BundleTokenParameterName"] != "/mywebchat/bundle-token" {
+		t.Errorf("--keep-token --private-repo dropped the releases' token from the host stack")
 	}
 }
