@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,5 +229,3 @@ func (h *host) nginxContainer() string {
 	out, _ := h.execErr("docker inspect --format '{{.Id}} {{.State.StartedAt}}' mywebchat-nginx")
 	return strings.TrimSpace(out)
 }
-
-var _ = io.Discard
