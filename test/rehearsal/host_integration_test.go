@@ -41,7 +41,10 @@ func (h *host) base() string { return fmt.Sprintf("http://127.0.0.1:%d", h.port)
 // placeholder SSM agent unit, the AWS CLI (the fake one, sharing the
 // account's state), and an entry in the fake EC2 inventory, untagged:
 // it becomes a deploy target once its bootstrap tags it.
-func (w *world) bootHost(name string) *host {
+func (w *world) bootHost(name string) *host { return w.bootHostWith(name) }
+
+// bootHostWith is bootHost with more `docker run` options for the host.
+func (w *world) bootHostWith(name string, runArgs ...string) *host {
 	t := w.t
 	h := &host{w: w, name: name, container: "mywebchat-rehearsal-" + name,
 		dockerDir: filepath.Join(hostStateDir, name+"-docker")}
@@ -60,7 +63,8 @@ func (w *world) bootHost(name string) *host {
 		// What EC2's kernel gets from install.sh's sysctl file: this host's
 		// /proc/sys is read-only, so the engine sets it on the namespace.
 		"--sysctl", "net.ipv4.tcp_migrate_req=1",
-		"-p", "127.0.0.1::80", w.hostImage)
+		"-p", "127.0.0.1::80")
+	args = append(append(args, runArgs...), w.hostImage)
 	run(t, ".", "docker", args...)
 	t.Cleanup(h.remove)
 	ctx := context.Background()

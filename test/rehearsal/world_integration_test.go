@@ -85,6 +85,21 @@ func runErr(dir string, stdin io.Reader, name string, args ...string) (string, e
 // release.yml's bundle step builds it.
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	w := newBareWorld(t)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.hostImage = buildHostImage(t, w.root) }()
+	w.buildTools()
+	w.buildBundle()
+	w.registerDocuments()
+	wg.Wait()
+	return w
+}
+
+// newBareWorld is a world with its folders and the fake AWS account's
+// state, and nothing built yet.
+func newBareWorld(t *testing.T) *world {
+	t.Helper()
 	root := strings.TrimSpace(run(t, ".", "go", "env", "GOMOD"))
 	if root == "" || root == os.DevNull {
 		t.Fatal("not inside the module")
@@ -99,20 +114,13 @@ func newWorld(t *testing.T) *world {
 	}
 	w := &world{t: t, root: filepath.Dir(root), dir: t.TempDir(), runID: int(time.Now().Unix() % 100000)}
 	w.bin = filepath.Join(w.dir, "bin")
-	w.state = filepath.Join(hostStateDir, fmt.Sprintf("fakeaws-%d", os.Getpid()))
+	w.state = filepath.Join(hostStateDir, fmt.Sprintf("fakeaws-%d-%s", os.Getpid(), t.Name()))
 	for _, d := range []string{w.bin, w.state, filepath.Join(w.dir, "empty-context"), filepath.Join(w.state, "instances"), filepath.Join(w.state, "documents")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() { os.RemoveAll(w.state) })
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.hostImage = buildHostImage(t, w.root) }()
-	w.buildTools()
-	w.buildBundle()
-	w.registerDocuments()
-	wg.Wait()
 	return w
 }
 
