@@ -125,8 +125,8 @@ systemctl start deploy-agent.service`)
 			}
 		}
 	}
-	if got := h.exec("grep -c 'server unix:/run/mywebchat/' /var/lib/deploy-agent/nginx/upstream.conf"); strings.TrimSpace(got) == "0" {
-		t.Errorf("the upstream file does not name the colors' sockets under /run/mywebchat")
+	if up := h.exec("cat /var/lib/deploy-agent/nginx/upstream.conf"); !strings.Contains(up, "server unix:/run/mywebchat/blue.sock") {
+		t.Errorf("the upstream file does not name blue's socket under /run/mywebchat:\n%s", up)
 	}
 }
 
