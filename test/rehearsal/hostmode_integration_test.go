@@ -76,6 +76,7 @@ func TestHostModeUnit(t *testing.T) {
 	// unit installed as install.sh installs them, the config and the
 	// host's nginx site; then the agent, then nginx (its site includes the
 	// upstream file the agent writes on start).
+	h.exec("mkdir -p /opt/mywebchat")
 	run(t, ".", "docker", "cp", filepath.Join(w.root, "systemd"), h.container+":/opt/mywebchat/systemd")
 	run(t, ".", "docker", "cp", agent, h.container+":/usr/local/bin/deploy-agent")
 	h.exec(`set -e
@@ -95,8 +96,8 @@ systemctl start deploy-agent.service`)
 	if err == nil {
 		t.Fatalf("under the unit alone a host-mode deploy succeeded; the unit's comments say it cannot:\n%s", out)
 	}
-	if !strings.Contains(out, "nginx") {
-		t.Fatalf("under the unit alone the deploy failed, but not at nginx:\n%s", out)
+	if !strings.Contains(out, "nginx config test failed") {
+		t.Fatalf("under the unit alone the deploy failed, but not at nginx's test:\n%s", out)
 	}
 
 	// With the drop-in, installed as docs/config.md says.
