@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -139,12 +140,24 @@ func (h *host) load(refs ...string) {
 // userData is the README's EC2 user data, as an operator pastes it: the
 // first sh block that starts with #!/bin/sh and runs install.sh.
 func (w *world) userData() string {
-	b, err := os.ReadFile(filepath.Join(w.root, "README.md"))
+	for _, s := range shBlocks(w.t, filepath.Join(w.root, "README.md")) {
+		if strings.HasPrefix(s, "#!/bin/sh\n") && strings.Contains(s, "deploy/install.sh") {
+			return s
+		}
+	}
+	w.t.Fatal("README.md has no user data block (a sh block starting with #!/bin/sh that runs deploy/install.sh)")
+	return ""
+}
+
+// shBlocks are the ```sh blocks of a Markdown file, each ending in a newline.
+func shBlocks(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	var block []string
+	var blocks, block []string
 	in := false
 	for sc.Scan() {
 		line := sc.Text()
@@ -153,16 +166,12 @@ func (w *world) userData() string {
 			in, block = true, nil
 		case in && strings.HasPrefix(line, "```"):
 			in = false
-			s := strings.Join(block, "\n") + "\n"
-			if strings.HasPrefix(s, "#!/bin/sh\n") && strings.Contains(s, "deploy/install.sh") {
-				return s
-			}
+			blocks = append(blocks, strings.Join(block, "\n")+"\n")
 		case in:
 			block = append(block, line)
 		}
 	}
-	w.t.Fatal("README.md has no user data block (a sh block starting with #!/bin/sh that runs deploy/install.sh)")
-	return ""
+	return blocks
 }
 
 // bootstrap runs the README's user data on the host the way cloud-init

@@ -3,7 +3,6 @@
 package rehearsal
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -135,25 +134,9 @@ systemctl start deploy-agent.service`)
 // the host-mode drop-in: the sh block that names it.
 func hostModeInstallCommand(t *testing.T, root string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "docs", "config.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	var block []string
-	in := false
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case !in && strings.HasPrefix(line, "```sh"):
-			in, block = true, nil
-		case in && strings.HasPrefix(line, "```"):
-			in = false
-			if s := strings.Join(block, "\n"); strings.Contains(s, "systemd/deploy-agent-host-mode.conf") {
-				return s
-			}
-		case in:
-			block = append(block, line)
+	for _, s := range shBlocks(t, filepath.Join(root, "docs", "config.md")) {
+		if strings.Contains(s, "systemd/deploy-agent-host-mode.conf") {
+			return s
 		}
 	}
 	t.Fatal("docs/config.md has no sh block installing systemd/deploy-agent-host-mode.conf")
