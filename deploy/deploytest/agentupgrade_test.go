@@ -1,9 +1,7 @@
 package deploytest
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,43 +27,13 @@ func (r *rollout) upgrade() (string, int) {
 	if err := os.WriteFile(filepath.Join(r.state, "documents", "MyWebChat-AgentUpgrade.yaml"), []byte(doc), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
-	job, err := gha.Load("../../.github/workflows/agent-upgrade.yml", "upgrade")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	step, err := job.Step("rollout")
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	ctx := gha.Context{
 		"vars":   r.vars,
 		"github": map[string]any{"run_id": "4343", "event_name": "workflow_dispatch"},
 		"inputs": map[string]any{"release": upgradeRelease},
 		"steps":  map[string]any{"sum": map[string]any{"outputs": map[string]any{"sha256": upgradeSum}}},
 	}
-	base := []string{
-		"PATH=" + filepath.Dir(awsBin) + ":" + os.Getenv("PATH"),
-		"HOME=" + r.work,
-		"XDG_CACHE_HOME=" + userCache(),
-		"FAKEAWS_STATE_DIR=" + r.state,
-		"CI=true", "GITHUB_ACTIONS=true", "GITHUB_RUN_ID=4343",
-		"GITHUB_OUTPUT=" + filepath.Join(r.work, "output"),
-		"GITHUB_STEP_SUMMARY=" + filepath.Join(r.work, "summary"),
-	}
-	cmd, err := job.Command(r.t.Context(), step, ctx, base, r.work)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		r.t.Fatal(err)
-	}
-	return out.String(), code
+	return r.runToEnd(r.stepCommand("agent-upgrade.yml", "upgrade", ctx, "GITHUB_RUN_ID=4343"))
 }
 
 // TestAgentUpgradeReportsEveryTaggedHost: the upgrade reaches every managed

@@ -120,7 +120,21 @@ func (r *rollout) ran(id string) bool {
 // command prepares the step: release.yml's deploy job, step "rollout".
 func (r *rollout) command() *exec.Cmd {
 	r.t.Helper()
-	job, err := gha.Load("../../.github/workflows/release.yml", "deploy")
+	ctx := gha.Context{
+		"vars":   r.vars,
+		"github": map[string]any{"run_id": "4242", "sha": releaseCommit, "event_name": "push"},
+		"steps": map[string]any{"refs": map[string]any{"outputs": map[string]any{
+			"app": appRef, "nginx": r.nginx, "commit": releaseCommit}}},
+	}
+	return r.stepCommand("release.yml", "deploy", ctx, "GITHUB_RUN_ID=4242", "GITHUB_SHA="+releaseCommit)
+}
+
+// stepCommand prepares the step "rollout" of a workflow's job as GitHub
+// Actions would run it, against the fake aws CLI and this rollout's state,
+// with env added to the runner's environment.
+func (r *rollout) stepCommand(workflow, jobName string, ctx gha.Context, env ...string) *exec.Cmd {
+	r.t.Helper()
+	job, err := gha.Load("../../.github/workflows/"+workflow, jobName)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -128,23 +142,16 @@ func (r *rollout) command() *exec.Cmd {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ctx := gha.Context{
-		"vars":   r.vars,
-		"github": map[string]any{"run_id": "4242", "sha": releaseCommit, "event_name": "push"},
-		"steps": map[string]any{"refs": map[string]any{"outputs": map[string]any{
-			"app": appRef, "nginx": r.nginx, "commit": releaseCommit}}},
-	}
-	base := []string{
+	base := append([]string{
 		"PATH=" + filepath.Dir(awsBin) + ":" + os.Getenv("PATH"),
 		"HOME=" + r.work,
 		// The fake compiles its Java matcher once into the user's cache.
 		"XDG_CACHE_HOME=" + userCache(),
 		"FAKEAWS_STATE_DIR=" + r.state,
 		"CI=true", "GITHUB_ACTIONS=true",
-		"GITHUB_RUN_ID=4242", "GITHUB_SHA=" + releaseCommit,
 		"GITHUB_OUTPUT=" + filepath.Join(r.work, "output"),
 		"GITHUB_STEP_SUMMARY=" + filepath.Join(r.work, "summary"),
-	}
+	}, env...)
 	cmd, err := job.Command(r.t.Context(), step, ctx, base, r.work)
 	if err != nil {
 		r.t.Fatal(err)
@@ -162,7 +169,12 @@ func userCache() string {
 // run runs the step to its end and returns its output and exit code.
 func (r *rollout) run() (string, int) {
 	r.t.Helper()
-	cmd := r.command()
+	return r.runToEnd(r.command())
+}
+
+// runToEnd runs cmd to its end and returns its output and exit code.
+func (r *rollout) runToEnd(cmd *exec.Cmd) (string, int) {
+	r.t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
