@@ -134,7 +134,7 @@ systemctl start deploy-agent.service`)
 // the host-mode drop-in: the sh block that names it.
 func hostModeInstallCommand(t *testing.T, root string) string {
 	t.Helper()
-	for _, s := range shBlocks(t, filepath.Join(root, "docs", "config.md")) {
+	for _, s := range shBlocks(t, filepath.Join(root, "docs/config.md")) {
 		if strings.Contains(s, "systemd/deploy-agent-host-mode.conf") {
 			return s
 		}
