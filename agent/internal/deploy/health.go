@@ -18,6 +18,13 @@ const (
 	firstAnswerWindow = time.Second
 	// verifyPoll spaces the checks through nginx after the switch.
 	verifyPoll = 25 * time.Millisecond
+	// reloadHandover is how long verify must keep seeing the new color before it trusts the
+	// switch. On a reload nginx's master starts the new workers, sleeps 100 ms "to allow new
+	// processes to start", and only then tells the old workers to stop accepting: in between,
+	// old and new workers take new connections from the same listening socket, so answers from
+	// new workers alone prove nothing about the next connection. The margin covers a busy host
+	// where the master's sleep and the old workers' handling of the signal run late.
+	reloadHandover = 200 * time.Millisecond
 )
 
 // logReader quotes a failed container's last log lines.
@@ -92,11 +99,15 @@ func (d *Deployer) withLogs(ctx context.Context, id string, err error) error {
 var ErrVerify = errors.New("verify through nginx failed")
 
 // verify waits up to cfg.App.Verify for healthy_after consecutive answers through check_url that
-// report color: a reload is asynchronous, so old workers may answer first.
+// report color, spanning at least nginx's reload handover: a reload is asynchronous, so old
+// workers may answer first, and keep taking connections for a while after new ones answer.
 func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string) error {
 	h := cfg.App.Health
 	deadline := time.Now().Add(cfg.App.Verify.D())
+	// A verify window too short to wait the handover out checks what fits in half of it.
+	handover := min(reloadHandover, cfg.App.Verify.D()/2)
 	streak, last := 0, "no answer yet"
+	var since time.Time // the first answer of the current streak
 	for {
 		code, body, err := d.probe(ctx, cfg.Proxy.CheckURL, h.Timeout.D())
 		switch {
@@ -112,8 +123,11 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 			case hb.Color != color:
 				streak, last = 0, fmt.Sprintf("answered by color %q", hb.Color)
 			default:
+				if streak == 0 {
+					since = time.Now()
+				}
 				streak++
-				if streak >= h.HealthyAfter {
+				if streak >= h.HealthyAfter && time.Since(since) >= handover {
 					return nil
 				}
 			}
@@ -124,7 +138,7 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 		// reload is done), so waiting longer between probes only adds to the deploy.
 		wait := min(h.Interval.D(), verifyPoll)
 		if time.Now().Add(wait).After(deadline) {
-			return fmt.Errorf("%w: %s did not report color %s %d times in a row within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, cfg.App.Verify.D(), last)
+			return fmt.Errorf("%w: %s did not report color %s %d times in a row over %s within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, handover, cfg.App.Verify.D(), last)
 		}
 		select {
 		case <-ctx.Done():

@@ -11,7 +11,9 @@ import (
 
 // TestProbeSpacing: until the new color's first 200 the health gate asks every
 // 20ms, the checks that count toward healthy_after stay an interval (100ms in
-// the test config) apart, and verify asks through nginx every 25ms until healthy_after answers in a row come from the new color.
+// the test config) apart, and verify asks through nginx every 25ms until the
+// new color has answered without a break for nginx's reload handover (200ms):
+// an old worker that still answers 150ms into a streak starts it over.
 func TestProbeSpacing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
@@ -30,7 +32,7 @@ func TestProbeSpacing(t *testing.T) {
 			var body []byte
 			var err error
 			switch {
-			case c.verify && verify == 0: // an old nginx worker answers first
+			case c.verify && (verify == 0 || verify == 7): // an old nginx worker answers
 				verify++
 				code, body = 200, []byte(`{"status":"ok","color":"blue"}`)
 			case c.verify:
@@ -58,9 +60,13 @@ func TestProbeSpacing(t *testing.T) {
 				h = append(h, c)
 			}
 		}
-		// Health: 503, 503, 503, 200, 200; verify: blue, green, green.
-		if len(h) != 5 || len(v) != 3 {
-			t.Fatalf("%d health and %d verify probes, want 5 and 3: %+v", len(h), len(v), calls)
+		// Health: 503, 503, 503, 200, 200. Verify: blue, six greens (150ms), blue again, then
+		// nine greens: the first of them and the last 200ms apart.
+		if len(h) != 5 || len(v) != 17 {
+			t.Fatalf("%d health and %d verify probes, want 5 and 17: %+v", len(h), len(v), calls)
+		}
+		if got := v[16].at.Sub(v[8].at); got != reloadHandover {
+			t.Errorf("the streak that passed verify spans %s, want %s", got, reloadHandover)
 		}
 		const fast, verifyEvery = 20 * time.Millisecond, 25 * time.Millisecond
 		want := []time.Duration{fast, fast, fast, 100 * time.Millisecond}
