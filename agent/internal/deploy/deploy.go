@@ -167,6 +167,7 @@ type run struct {
 	handover string         // prepare: the handover folder on the host
 	newID    string         // start: the container this deploy started, removed on failure
 	change   *nginx.Change  // switch: how to restore the previous upstream
+	answered time.Time      // verify: when the new color first answered through nginx
 }
 
 // ErrAborted means the daemon is stopping; the deploy was undone before the switch.
@@ -450,16 +451,20 @@ func (r *run) verifySwitch() error {
 	if err := r.step(StepVerify, r.cfg.Proxy.CheckURL+" must answer color "+r.rel.Color); err != nil {
 		return err
 	}
-	return r.d.verify(r.ctx, &r.cfg, r.rel.Color)
+	var err error
+	r.answered, err = r.d.verify(r.ctx, &r.cfg, r.rel.Color)
+	return err
 }
 
-// drain is step 8: stop the old color gracefully; its container stays for an instant rollback.
-// A failure to stop it is reported, not fatal: the new release already serves.
+// drain is step 8: stop the old color gracefully (its container stays for an instant rollback),
+// and let nginx's old workers stop taking connections. A failure to stop the old color is
+// reported, not fatal: the new release already serves.
 func (r *run) drain() error {
 	old := r.p.Before.Active
 	if err := r.step(StepDrain, drainDetail(old, &r.cfg)); err != nil {
 		return err
 	}
+	defer waitHandover(r.ctx, r.answered)
 	if old == nil || old.Container == r.rel.Container {
 		return nil
 	}
@@ -552,7 +557,7 @@ func (r *run) undoSwitch(cause error) Outcome {
 		r.d.log().Error("restore upstream", "err", err)
 		cause = fmt.Errorf("%w; restoring the previous upstream failed too: %w", cause, err)
 	} else if old := r.p.Before.Active; old != nil {
-		if err := r.d.verify(ctx, &r.cfg, old.Color); err != nil {
+		if err := r.d.verifySettled(ctx, &r.cfg, old.Color); err != nil {
 			r.d.log().Warn("old color after restoring the upstream", "err", err)
 		}
 	}

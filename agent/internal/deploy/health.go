@@ -18,12 +18,11 @@ const (
 	firstAnswerWindow = time.Second
 	// verifyPoll spaces the checks through nginx after the switch.
 	verifyPoll = 25 * time.Millisecond
-	// reloadHandover is how long verify must keep seeing the new color before it trusts the
-	// switch. On a reload nginx's master starts the new workers, sleeps 100 ms "to allow new
-	// processes to start", and only then tells the old workers to stop accepting: in between,
-	// old and new workers take new connections from the same listening socket, so answers from
-	// new workers alone prove nothing about the next connection. The margin covers a busy host
-	// where the master's sleep and the old workers' handling of the signal run late.
+	// reloadHandover is how long after the new color's first answer through nginx the old
+	// configuration may still take connections. On a reload nginx's master starts the new
+	// workers, sleeps 100 ms "to allow new processes to start", and only then tells the old
+	// workers to stop accepting: in between, old and new workers take new connections from the
+	// same listening socket. The margin covers a busy host where the master's sleep runs late.
 	reloadHandover = 200 * time.Millisecond
 )
 
@@ -99,15 +98,13 @@ func (d *Deployer) withLogs(ctx context.Context, id string, err error) error {
 var ErrVerify = errors.New("verify through nginx failed")
 
 // verify waits up to cfg.App.Verify for healthy_after consecutive answers through check_url that
-// report color, spanning at least nginx's reload handover: a reload is asynchronous, so old
-// workers may answer first, and keep taking connections for a while after new ones answer.
-func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string) error {
+// report color: a reload is asynchronous, so old workers may answer first. It returns when color
+// first answered, from which waitHandover counts.
+func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string) (time.Time, error) {
 	h := cfg.App.Health
 	deadline := time.Now().Add(cfg.App.Verify.D())
-	// A verify window too short to wait the handover out checks what fits in half of it.
-	handover := min(reloadHandover, cfg.App.Verify.D()/2)
 	streak, last := 0, "no answer yet"
-	var since time.Time // the first answer of the current streak
+	var first time.Time
 	for {
 		code, body, err := d.probe(ctx, cfg.Proxy.CheckURL, h.Timeout.D())
 		switch {
@@ -123,12 +120,12 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 			case hb.Color != color:
 				streak, last = 0, fmt.Sprintf("answered by color %q", hb.Color)
 			default:
-				if streak == 0 {
-					since = time.Now()
+				if first.IsZero() {
+					first = time.Now()
 				}
 				streak++
-				if streak >= h.HealthyAfter && time.Since(since) >= handover {
-					return nil
+				if streak >= h.HealthyAfter {
+					return first, nil
 				}
 			}
 		}
@@ -138,14 +135,34 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 		// reload is done), so waiting longer between probes only adds to the deploy.
 		wait := min(h.Interval.D(), verifyPoll)
 		if time.Now().Add(wait).After(deadline) {
-			return fmt.Errorf("%w: %s did not report color %s %d times in a row over %s within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, handover, cfg.App.Verify.D(), last)
+			return time.Time{}, fmt.Errorf("%w: %s did not report color %s %d times in a row within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, cfg.App.Verify.D(), last)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
+}
+
+// waitHandover waits until reloadHandover has passed since first, the new configuration's first
+// answer through nginx, so that once a deploy reports its result no new connection can still
+// reach the configuration before it. Usually the drain has outlasted it already.
+func waitHandover(ctx context.Context, first time.Time) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(first.Add(reloadHandover))):
+	}
+}
+
+// verifySettled is verify followed by waitHandover, for the paths with nothing to do meanwhile.
+func (d *Deployer) verifySettled(ctx context.Context, cfg *config.Config, color string) error {
+	first, err := d.verify(ctx, cfg, color)
+	if err != nil {
+		return err
+	}
+	waitHandover(ctx, first)
+	return nil
 }
 
 // probeHealthy reports whether rel's container answers 200 on the health path, trying a few

@@ -60,7 +60,7 @@ func (d *Deployer) recover(ctx context.Context, p *state.Progress, done func(Out
 	before := p.Before
 	if n := p.New; n != nil && served == n.Color {
 		c, err := d.Engine.InspectContainer(ctx, n.Container)
-		if err == nil && c.Running && c.Labels[LabelRelease] == n.ID && d.verify(ctx, &cfg, n.Color) == nil {
+		if err == nil && c.Running && c.Labels[LabelRelease] == n.ID && d.verifySettled(ctx, &cfg, n.Color) == nil {
 			if before.Active != nil && before.Active.Container != n.Container {
 				if err := d.Engine.StopContainer(ctx, before.Active.Container, cfg.App.DrainTimeout.D()); err != nil && !errors.Is(err, docker.ErrNotFound) {
 					d.log().Warn("stop old color", "err", err)

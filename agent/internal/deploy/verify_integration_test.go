@@ -19,13 +19,13 @@ import (
 	"github.com/mywebchat/mywebchat/agent/internal/nginx"
 )
 
-// TestVerifyOutlastsReloadHandover runs verify against a real nginx after each of a series of
-// reloads from an upstream that answers 502 to one that answers from the new color, then asks
-// nginx again for 300 ms. Once verify has passed, no answer may come from the old
-// configuration: after a reload nginx's old workers keep taking new connections for 100 ms
-// beside the new ones, and a verify that trusted the first two answers let about three reloads
-// in four be followed by a 502.
-func TestVerifyOutlastsReloadHandover(t *testing.T) {
+// TestReloadHandover runs verify and then waitHandover, as a deploy does across its verify and
+// drain steps, against a real nginx after each of a series of reloads from an upstream that
+// answers 502 to one that answers from the new color, then asks nginx again for 300 ms. No
+// answer may come from the old configuration: after a reload nginx's old workers keep taking
+// new connections for 100 ms beside the new ones, and ending on verify's two answers let about
+// three reloads in four be followed by a 502.
+func TestReloadHandover(t *testing.T) {
 	if _, err := exec.LookPath("nginx"); err != nil {
 		t.Fatalf("nginx is required (scripts/setup.sh installs it): %v", err)
 	}
@@ -81,9 +81,11 @@ http {
 		if err := reload(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.verify(ctx, &cfg, "green"); err != nil {
+		first, err := d.verify(ctx, &cfg, "green")
+		if err != nil {
 			t.Fatalf("round %d: verify: %v", i, err)
 		}
+		waitHandover(ctx, first)
 		end := time.Now().Add(300 * time.Millisecond)
 		for time.Now().Before(end) {
 			if code := get(ctx, checkURL); code != 200 {
