@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +64,12 @@ http {
 	if err := master.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	t.Cleanup(func() { _ = master.Process.Kill(); _ = master.Wait() })
+	// SIGTERM, not SIGKILL: nginx's workers outlive a killed master (and keep whatever files the
+	// test process had open, a lock among them); a terminated master takes its workers along.
+	t.Cleanup(func() {
+		_ = master.Process.Signal(syscall.SIGTERM)
+		_ = master.Wait()
+	})
 	checkURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
 	waitFor(t, checkURL, 502)
 
