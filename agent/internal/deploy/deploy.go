@@ -456,15 +456,16 @@ func (r *run) verifySwitch() error {
 	return err
 }
 
-// drain is step 8: stop the old color gracefully (its container stays for an instant rollback),
-// and let nginx's old workers stop taking connections. A failure to stop the old color is
-// reported, not fatal: the new release already serves.
+// drain is step 8: once nginx's old workers have stopped taking connections, stop the old color
+// gracefully (its container stays for an instant rollback). Draining sooner would let an old
+// worker still send a new request to a color that already answers 503. A failure to stop the old
+// color is reported, not fatal: the new release already serves.
 func (r *run) drain() error {
 	old := r.p.Before.Active
 	if err := r.step(StepDrain, drainDetail(old, &r.cfg)); err != nil {
 		return err
 	}
-	defer waitHandover(r.ctx, r.answered)
+	waitHandover(r.ctx, r.answered)
 	if old == nil || old.Container == r.rel.Container {
 		return nil
 	}

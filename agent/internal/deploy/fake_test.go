@@ -47,6 +47,7 @@ type fakeEngine struct {
 	creates []docker.Spec
 	starts  []string
 	stops   []string
+	stopAt  []time.Time // when each of stops happened
 	removes []string
 	rmi     []string
 	gives   []string // "uid:gid path…" per GiveFolders call
@@ -165,6 +166,7 @@ func (f *fakeEngine) StopContainer(_ context.Context, id string, _ time.Duration
 		return fmt.Errorf("stop %s: %w", id, docker.ErrNotFound)
 	}
 	f.stops = append(f.stops, c.Name)
+	f.stopAt = append(f.stopAt, time.Now())
 	c.Running, c.State = false, "exited"
 	return nil
 }

@@ -22,8 +22,10 @@ const (
 	// configuration may still take connections. On a reload nginx's master starts the new
 	// workers, sleeps 100 ms "to allow new processes to start", and only then tells the old
 	// workers to stop accepting: in between, old and new workers take new connections from the
-	// same listening socket. The margin covers a busy host where the master's sleep runs late.
-	reloadHandover = 200 * time.Millisecond
+	// same listening socket. The new color's first answer comes from a new worker, so it cannot
+	// come before they started; the 50 ms beyond nginx's 100 cover a busy host where the
+	// master's sleep runs late (old answers were seen up to 70 ms after the first new one).
+	reloadHandover = 150 * time.Millisecond
 )
 
 // logReader quotes a failed container's last log lines.
@@ -146,8 +148,8 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 }
 
 // waitHandover waits until reloadHandover has passed since first, the new configuration's first
-// answer through nginx, so that once a deploy reports its result no new connection can still
-// reach the configuration before it. Usually the drain has outlasted it already.
+// answer through nginx, so that no new connection can still reach the configuration before it:
+// not while the old color drains, nor once the deploy has reported its result.
 func waitHandover(ctx context.Context, first time.Time) {
 	select {
 	case <-ctx.Done():

@@ -12,8 +12,9 @@ import (
 // TestProbeSpacing: until the new color's first 200 the health gate asks every
 // 20ms, the checks that count toward healthy_after stay an interval (100ms in
 // the test config) apart, verify asks through nginx every 25ms until healthy_after answers in a
-// row come from the new color, and the deploy ends no sooner than nginx's reload handover
-// (200ms) after the new color's first answer: until then old workers may take connections.
+// row come from the new color, and the old color is stopped no sooner than nginx's reload
+// handover (150ms) after the new color's first answer: until then old workers may send it new
+// requests, which a draining color would answer 503.
 func TestProbeSpacing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
@@ -72,8 +73,15 @@ func TestProbeSpacing(t *testing.T) {
 				t.Errorf("health probe %d came %s after the one before, want %s", i+2, got, d)
 			}
 		}
-		if got := ended.Sub(v[1].at); got != reloadHandover {
-			t.Errorf("the deploy ended %s after the new color's first answer through nginx, want %s", got, reloadHandover)
+		stops := w.eng.stopAt
+		if len(stops) != 1 {
+			t.Fatalf("%d containers stopped, want the old color", len(stops))
+		}
+		if got := stops[0].Sub(v[1].at); got != reloadHandover {
+			t.Errorf("the old color was stopped %s after the new color's first answer through nginx, want %s", got, reloadHandover)
+		}
+		if ended.Before(stops[0]) {
+			t.Errorf("the deploy ended before the old color was stopped")
 		}
 		for i := 1; i < len(v); i++ {
 			if got := v[i].at.Sub(v[i-1].at); got != verifyEvery {
