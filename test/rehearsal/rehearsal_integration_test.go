@@ -161,6 +161,7 @@ func TestRehearsal(t *testing.T) {
 	t.Run("agent upgrade", func(t *testing.T) { w.agentUpgrade(t, shape) })
 	t.Run("token rotation", func(t *testing.T) { w.tokenRotation(t) })
 	t.Run("units in their sandboxes", func(t *testing.T) { w.sandboxes(t) })
+	t.Run("fleet drain in its sandbox", func(t *testing.T) { w.fleetDrain(t) })
 }
 
 // checkRollout asserts a rollout that should succeed on every host: exit
