@@ -299,7 +299,7 @@ func (h *host) waitStep(id, step string) {
 }
 
 // writeNginxConf writes a minimal nginx config that proxies everything to upstream chat, the way
-// the site config does.
+// the site config does, retries included.
 func (h *host) writeNginxConf() {
 	prefix := filepath.Join(h.dir, "nginx")
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
@@ -325,6 +325,10 @@ http {
             proxy_pass http://chat;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # As the shipped locations: a draining color's 503 or refused connection is
+            # answered by the upstream's backup, the other color.
+            proxy_next_upstream error timeout http_503;
+            proxy_next_upstream_tries 2;
         }
     }
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,7 +167,9 @@ type run struct {
 	reusedID string         // prepare: a rollback's stopped container, started again as it was
 	handover string         // prepare: the handover folder on the host
 	newID    string         // start: the container this deploy started, removed on failure
-	change   *nginx.Change  // switch: how to restore the previous upstream
+	change   *nginx.Change  // health: the staged upstream; switch: how to restore the previous one
+	stageErr error          // health: why the upstream could not be staged
+	staged   chan struct{}  // health: closed once staging ended; nil when it never started
 	answered time.Time      // verify: when the new color first answered through nginx
 }
 
@@ -398,6 +401,7 @@ func (r *run) start() error {
 	if err := r.step(StepStart, rel.Container+" on "+backend(&r.cfg, rel.Color, rel.Port)); err != nil {
 		return err
 	}
+	r.stageSwitch()
 	if r.reusedID != "" {
 		r.newID = r.reusedID
 	} else {
@@ -426,8 +430,43 @@ func (r *run) health() error {
 	return r.d.healthGate(r.ctx, r.abort, &r.cfg, r.newID, r.rel)
 }
 
-// switchProxy is step 6: render the upstream for the new color, test the whole nginx config,
-// swap the file in and reload. A failure leaves nginx as it was.
+// stageSwitch renders the upstream for the new color, puts it in place and tests the whole nginx
+// config in the background while the container starts and the health gate runs, without telling
+// nginx: nginx reads its files only when told, so until the switch it serves what it served. In
+// container mode the test is an exec in the nginx container, which would otherwise be most of
+// the switch's time.
+func (r *run) stageSwitch() {
+	r.staged = make(chan struct{})
+	go func() {
+		defer close(r.staged)
+		content, err := r.d.Render(siteFor(&r.cfg, r.rel))
+		if err != nil {
+			r.stageErr = fmt.Errorf("render upstream: %w", err)
+			return
+		}
+		r.change, r.stageErr = r.d.Proxy.Stage(r.ctx, content)
+	}()
+}
+
+// unstage waits for staging to end and puts the previous upstream back: the deploy stops before
+// the switch, and nginx never saw the staged file.
+func (r *run) unstage() {
+	if r.staged == nil {
+		return
+	}
+	<-r.staged
+	if r.change == nil {
+		return
+	}
+	if err := r.change.Discard(); err != nil {
+		r.d.log().Error("put back the upstream", "err", err)
+	}
+	r.change = nil
+}
+
+// switchProxy is step 6: tell nginx about the upstream staged since the start (rendered
+// for the new color, the whole config tested, the previous file kept) by reloading it. A failure
+// leaves nginx as it was.
 func (r *run) switchProxy() error {
 	if r.aborted() {
 		return ErrAborted
@@ -435,12 +474,12 @@ func (r *run) switchProxy() error {
 	if err := r.step(StepSwitch, "upstream → "+backend(&r.cfg, r.rel.Color, r.rel.Port)); err != nil {
 		return err
 	}
-	content, err := r.d.Render(siteFor(&r.cfg, r.rel))
-	if err != nil {
-		return fmt.Errorf("render upstream: %w", err)
+	<-r.staged
+	if r.stageErr != nil {
+		return fmt.Errorf("switch nginx (nginx left as it was): %w", r.stageErr)
 	}
-	r.change, err = r.d.Proxy.Apply(r.ctx, content)
-	if err != nil {
+	if err := r.change.Commit(r.ctx); err != nil {
+		r.change = nil // Commit restored the previous file and told nginx
 		return fmt.Errorf("switch nginx (nginx left as it was): %w", err)
 	}
 	return nil
@@ -456,24 +495,51 @@ func (r *run) verifySwitch() error {
 	return err
 }
 
-// drain is step 8: once nginx's old workers have stopped taking connections, stop the old color
-// gracefully (its container stays for an instant rollback). Draining sooner would let an old
-// worker still send a new request to a color that already answers 503. A failure to stop the old
-// color is reported, not fatal: the new release already serves.
+// drain is step 8: stop the old color gracefully (its container stays for an instant rollback)
+// and end once no new request can reach the configuration before the switch.
+//
+// The stop starts at once: the old color moves its live connections and exits meanwhile. For
+// nginx's reload handover (reloadHandover) its old workers may still take new connections. A
+// request that one sends to the old color as it drains (503) or once it is gone (connection
+// refused) is answered by the new color when the previous upstream lists it as backup, as the
+// shipped template does: nginx then asks the backup (proxy_next_upstream, on errors by default).
+// Without that backup (the first release's placeholder, a template without backups), or when the
+// old color could not be stopped, the drain also waits out the handover. A failure to stop the
+// old color is reported, not fatal: the new release already serves.
 func (r *run) drain() error {
 	old := r.p.Before.Active
 	if err := r.step(StepDrain, drainDetail(old, &r.cfg)); err != nil {
 		return err
 	}
-	waitHandover(r.ctx, r.answered)
 	if old == nil || old.Container == r.rel.Container {
+		waitHandover(r.ctx, r.answered)
 		return nil
 	}
-	if err := r.d.Engine.StopContainer(r.ctx, old.Container, r.cfg.App.DrainTimeout.D()); err != nil && !errors.Is(err, docker.ErrNotFound) {
-		r.d.log().Warn("stop old color", "container", old.Container, "err", err)
-		r.event(StepDrain, EventInfo, "stopping the old color: "+err.Error())
+	var stopErr error
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stopErr = r.d.Engine.StopContainer(r.ctx, old.Container, r.cfg.App.DrainTimeout.D())
+	}()
+	if !r.backedByNew() {
+		waitHandover(r.ctx, r.answered)
+	}
+	<-stopped
+	if stopErr != nil && !errors.Is(stopErr, docker.ErrNotFound) {
+		r.d.log().Warn("stop old color", "container", old.Container, "err", stopErr)
+		r.event(StepDrain, EventInfo, "stopping the old color: "+stopErr.Error())
+		waitHandover(r.ctx, r.answered)
 	}
 	return nil
+}
+
+// backedByNew reports whether the upstream before the switch lists the new color as a backup, so
+// that nginx's old workers send a request the old color cannot take to the new color.
+func (r *run) backedByNew() bool {
+	if r.change == nil {
+		return false
+	}
+	return slices.Contains(nginx.BackupServers(r.change.Previous()), backend(&r.cfg, r.rel.Color, r.rel.Port))
 }
 
 // record is step 9: state.json names the new release, then images beyond keep_releases go.
@@ -540,6 +606,7 @@ func (r *run) pull(ref string) (docker.Image, error) {
 
 // undoStart removes the container this deploy started; nothing was switched.
 func (r *run) undoStart(cause error) Outcome {
+	r.unstage()
 	if r.newID != "" {
 		if err := r.d.Engine.RemoveContainer(context.WithoutCancel(r.ctx), r.newID); err != nil {
 			r.d.log().Error("remove failed container", "id", r.newID, "err", err)

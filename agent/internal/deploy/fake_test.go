@@ -40,6 +40,7 @@ type fakeEngine struct {
 
 	unhealthy, crash bool
 	failCreate       error
+	failStop         error
 	logs             string
 
 	pulls   []string
@@ -48,9 +49,13 @@ type fakeEngine struct {
 	starts  []string
 	stops   []string
 	stopAt  []time.Time // when each of stops happened
-	removes []string
-	rmi     []string
-	gives   []string // "uid:gid path…" per GiveFolders call
+	// stopTook is how long a stop takes: the container's process moves its connections and
+	// exits meanwhile. stopDone records when each stop returned.
+	stopTook time.Duration
+	stopDone []time.Time
+	removes  []string
+	rmi      []string
+	gives    []string // "uid:gid path…" per GiveFolders call
 }
 
 func newFakeEngine() *fakeEngine {
@@ -167,6 +172,15 @@ func (f *fakeEngine) StopContainer(_ context.Context, id string, _ time.Duration
 	}
 	f.stops = append(f.stops, c.Name)
 	f.stopAt = append(f.stopAt, time.Now())
+	if f.stopTook > 0 {
+		f.mu.Unlock()
+		time.Sleep(f.stopTook)
+		f.mu.Lock()
+	}
+	f.stopDone = append(f.stopDone, time.Now())
+	if f.failStop != nil {
+		return f.failStop
+	}
 	c.Running, c.State = false, "exited"
 	return nil
 }
@@ -236,7 +250,12 @@ type world struct {
 	cfg     config.Config
 	eng     *fakeEngine
 	d       *Deployer
+	nginxMu sync.Mutex // guards reloads and loaded: a test may look while a deploy runs
 	reloads int
+	// loaded is the upstream nginx read at its last reload: nginx reads its files only when
+	// told, so check_url answers from this, not from the file. Before any reload nginx serves
+	// the file as it is (as if it had just started with it).
+	loaded []byte
 	// verifyColor, when set, is what check_url reports whatever nginx points at.
 	verifyColor string
 	events      []string
@@ -281,7 +300,14 @@ proxy:
 			}
 			return nil
 		},
-		Reload: func(context.Context) error { w.reloads++; return nil },
+		Reload: func(context.Context) error {
+			b, _ := os.ReadFile(cfg.Proxy.Output)
+			w.nginxMu.Lock()
+			defer w.nginxMu.Unlock()
+			w.reloads++
+			w.loaded = b
+			return nil
+		},
 	}
 	w.d = &Deployer{
 		Cfg: &w.cfg, Engine: w.eng, Proxy: proxy, Store: state.Store{Dir: dir},
@@ -304,7 +330,7 @@ func (w *world) probe(_ context.Context, raw string, _ time.Duration) (int, []by
 		if w.verifyColor != "" {
 			return 200, []byte(`{"status":"ok","color":"` + w.verifyColor + `"}`), nil
 		}
-		b, _ := os.ReadFile(w.cfg.Proxy.Output)
+		b := w.served()
 		ports, socks := nginx.ServedPorts(b), nginx.ServedSockets(b)
 		switch {
 		case len(socks) > 0:
@@ -348,8 +374,18 @@ func (w *world) upstream() string {
 	return string(b)
 }
 
+// served is the upstream nginx serves from: what it read at its last reload.
+func (w *world) served() []byte {
+	w.nginxMu.Lock()
+	defer w.nginxMu.Unlock()
+	if w.reloads == 0 {
+		return []byte(w.upstream())
+	}
+	return w.loaded
+}
+
 func (w *world) servedPort() int {
-	ports := nginx.ServedPorts([]byte(w.upstream()))
+	ports := nginx.ServedPorts(w.served())
 	if len(ports) == 0 {
 		return 0
 	}

@@ -16,8 +16,9 @@ const (
 	// firstAnswerWindow after the start.
 	firstAnswerPoll   = 20 * time.Millisecond
 	firstAnswerWindow = time.Second
-	// verifyPoll spaces the checks through nginx after the switch.
-	verifyPoll = 25 * time.Millisecond
+	// verifyPoll spaces the checks through nginx after the switch: each is one small request to
+	// nginx on the same host, and the new workers answer within milliseconds of the reload.
+	verifyPoll = 5 * time.Millisecond
 	// reloadHandover is how long after the new color's first answer through nginx the old
 	// configuration may still take connections. On a reload nginx's master starts the new
 	// workers, sleeps 100 ms "to allow new processes to start", and only then tells the old
@@ -99,9 +100,13 @@ func (d *Deployer) withLogs(ctx context.Context, id string, err error) error {
 // ErrVerify means nginx did not answer from the new color after the switch.
 var ErrVerify = errors.New("verify through nginx failed")
 
-// verify waits up to cfg.App.Verify for healthy_after consecutive answers through check_url that
-// report color: a reload is asynchronous, so old workers may answer first. It returns when color
-// first answered, from which waitHandover counts.
+// verify waits up to cfg.App.Verify for healthy_after answers through check_url that report
+// color. It returns when color first answered, from which waitHandover counts.
+//
+// A reload is asynchronous: until nginx's old workers stop taking connections (reloadHandover
+// after the new color's first answer), a probe may land on one of them and be answered by the
+// old color. Such an answer is expected and does not break the run of answers from the new color;
+// after that window it does, as do an error and any status but 200 at any time.
 func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string) (time.Time, error) {
 	h := cfg.App.Health
 	deadline := time.Now().Add(cfg.App.Verify.D())
@@ -120,7 +125,10 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 			case perr != nil:
 				streak, last = 0, perr.Error()
 			case hb.Color != color:
-				streak, last = 0, fmt.Sprintf("answered by color %q", hb.Color)
+				last = fmt.Sprintf("answered by color %q", hb.Color)
+				if !first.IsZero() && time.Since(first) >= reloadHandover {
+					streak = 0
+				}
 			default:
 				if first.IsZero() {
 					first = time.Now()
@@ -133,11 +141,11 @@ func (d *Deployer) verify(ctx context.Context, cfg *config.Config, color string)
 		}
 		// Probes through nginx are spaced more tightly than the health gate: the switch is live,
 		// the new color already passed its gate, and what is left to see is nginx's new workers
-		// answering (each probe is a new connection, and old workers stop accepting once the
-		// reload is done), so waiting longer between probes only adds to the deploy.
+		// answering (each probe is a new connection), so waiting longer between probes only adds
+		// to the deploy.
 		wait := min(h.Interval.D(), verifyPoll)
 		if time.Now().Add(wait).After(deadline) {
-			return time.Time{}, fmt.Errorf("%w: %s did not report color %s %d times in a row within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, cfg.App.Verify.D(), last)
+			return time.Time{}, fmt.Errorf("%w: %s did not report color %s %d times within %s (last: %s)", ErrVerify, cfg.Proxy.CheckURL, color, h.HealthyAfter, cfg.App.Verify.D(), last)
 		}
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mywebchat/mywebchat/agent/internal/atomicfile"
@@ -34,6 +35,15 @@ func (d *Deployer) Reconcile(ctx context.Context, done func(Outcome)) error {
 	return d.converge(ctx)
 }
 
+// nginxTold reports whether a deploy that stopped during step may have reloaded nginx with the
+// new color's upstream: from the switch on. Before it the upstream file may already name the new
+// color (staged during the health gate), but nginx never read it. A step this version does not
+// know counts as told, so the new color is checked through nginx as before.
+func nginxTold(step string) bool {
+	i := slices.Index(Steps, step)
+	return i < 0 || i >= slices.Index(Steps, StepSwitch)
+}
+
 // containerLister finds the app's containers in any color (stray colors, pruning).
 type containerLister interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]docker.Container, error)
@@ -58,7 +68,7 @@ func (d *Deployer) recover(ctx context.Context, p *state.Progress, done func(Out
 		d.log().Error("journal reconcile step", "err", err)
 	}
 	before := p.Before
-	if n := p.New; n != nil && served == n.Color {
+	if n := p.New; n != nil && nginxTold(crashedAt) && served == n.Color {
 		c, err := d.Engine.InspectContainer(ctx, n.Container)
 		if err == nil && c.Running && c.Labels[LabelRelease] == n.ID && d.verifySettled(ctx, &cfg, n.Color) == nil {
 			if before.Active != nil && before.Active.Container != n.Container {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/mywebchat/mywebchat/agent/internal/state"
 )
@@ -201,6 +202,56 @@ func TestStatus(t *testing.T) {
 		}
 		if st.Previous == nil || st.Previous.Healthy || st.Previous.State != "exited" || st.Deploying != nil {
 			t.Errorf("previous = %+v deploying %+v", st.Previous, st.Deploying)
+		}
+	})
+}
+
+// TestReconcileAfterCrashDuringHealthGate: the agent dies while the health gate runs, after the
+// switch was staged (the upstream file already names the new color, nginx never read it). The
+// restarted agent undoes the deploy at once: it does not wait for the new color through nginx,
+// which would never answer from it. Meanwhile status reports the color nginx really serves.
+func TestReconcileAfterCrashDuringHealthGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.deploy(state.KindDeploy, "example.com/team/chat:v1")
+		type crash struct{}
+		healthProbes, checks := 0, 0
+		w.d.Probe = func(ctx context.Context, u string, timeout time.Duration) (int, []byte, error) {
+			if u == w.cfg.Proxy.CheckURL {
+				checks++
+			} else if healthProbes++; healthProbes == 2 {
+				panic(crash{}) // the first 200 came an interval ago: staging is done
+			}
+			return w.probe(ctx, u, timeout)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != (crash{}) {
+					panic(r)
+				}
+			}()
+			w.d.Deploy(context.Background(), nil, Request{ID: "20261123T050000Z-eeeeeeee", Kind: state.KindDeploy, Image: "example.com/team/chat:v2"}, Hooks{})
+		}()
+		if !strings.Contains(w.upstream(), "8082") || w.servedPort() != 8081 {
+			t.Fatalf("before the restart: upstream file %q, nginx serves %d; want the switch staged for green, nginx on blue", w.upstream(), w.servedPort())
+		}
+		st, err := (&StatusReader{Cfg: &w.cfg, Containers: w.eng, Upstream: w.d.Proxy.Current, Store: w.d.Store, Probe: w.probe}).Status(context.Background())
+		if err != nil || st.Served != "blue" || st.Deploying == nil || st.Deploying.Step != StepHealth {
+			t.Errorf("status before the restart: served %q deploying %+v (%v); want blue served, the deploy at %s", st.Served, st.Deploying, err, StepHealth)
+		}
+		var got []Outcome
+		start := time.Now()
+		if err := w.d.Reconcile(context.Background(), func(o Outcome) { got = append(got, o) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Exit != 1 || got[0].Result != state.Failed {
+			t.Fatalf("outcomes = %+v, want the deploy undone", got)
+		}
+		if checks != 0 || time.Since(start) >= w.cfg.App.Verify.D() {
+			t.Errorf("reconcile asked nginx %d times and took %s: it waited for a color nginx was never told about", checks, time.Since(start))
+		}
+		if st := w.state(); st.Active.Color != "blue" || w.servedPort() != 8081 || !strings.Contains(w.upstream(), "8081") || w.running("chat-green") {
+			t.Errorf("active %s, nginx serves %d, upstream %q, green running %v; want blue alone", st.Active.Color, w.servedPort(), w.upstream(), w.running("chat-green"))
 		}
 	})
 }

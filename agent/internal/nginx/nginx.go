@@ -143,6 +143,20 @@ func ServedPorts(content []byte) []int {
 	return ports
 }
 
+var upstreamServerRE = regexp.MustCompile(`(?m)^\s*server\s+([^\s;]+)([^;\n]*)`)
+
+// BackupServers returns the servers an upstream file lists as backup, as written
+// (host:port or unix:/path.sock).
+func BackupServers(content []byte) []string {
+	var servers []string
+	for _, m := range upstreamServerRE.FindAllSubmatch(content, -1) {
+		if backupRE.Match(m[2]) {
+			servers = append(servers, string(m[1]))
+		}
+	}
+	return servers
+}
+
 var upstreamSocketRE = regexp.MustCompile(`(?m)^\s*server\s+unix:(/[A-Za-z0-9._/-]+\.sock)\b([^;\n]*)`)
 
 // ServedSockets returns the unix socket paths an upstream file sends traffic to, leaving out
@@ -197,6 +211,20 @@ func (c *Controller) Current() ([]byte, error) {
 // config, then reloads. On a failed test or reload the previous file is restored (and nginx
 // reloaded again when it had been told), so nginx keeps serving what it served.
 func (c *Controller) Apply(ctx context.Context, content []byte) (*Change, error) {
+	ch, err := c.Stage(ctx, content)
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// Stage is Apply without the reload: content is in place and the whole config passed its test,
+// but nginx, which reads its files only when told, still serves what it served. Commit tells it;
+// Discard puts the previous file back. A failed test restores the previous file at once.
+func (c *Controller) Stage(ctx context.Context, content []byte) (*Change, error) {
 	prev, err := c.Current()
 	if err != nil {
 		return nil, err
@@ -223,19 +251,44 @@ func (c *Controller) Apply(ctx context.Context, content []byte) (*Change, error)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrTestFailed, err)
 	}
+	return ch, nil
+}
+
+// Commit reloads nginx with a staged file; unchanged bytes need no reload. When the reload fails
+// the previous file is restored and nginx told again, so it keeps serving what it served.
+func (ch *Change) Commit(ctx context.Context) error {
+	if !ch.Changed {
+		return nil
+	}
+	c := ch.c
 	if err := c.Reload(ctx); err != nil {
 		if rerr := ch.putBack(); rerr != nil {
-			return nil, fmt.Errorf("%w: %w (and restoring the previous file failed: %w)", ErrReloadFailed, err, rerr)
+			return fmt.Errorf("%w: %w (and restoring the previous file failed: %w)", ErrReloadFailed, err, rerr)
 		}
 		// nginx may have taken part of the reload; tell it again about the restored file.
-		if prev != nil {
+		if ch.prev != nil {
 			if rerr := c.Reload(ctx); rerr != nil && c.Log != nil {
 				c.Log.Error("reload after restoring upstream", "err", rerr)
 			}
 		}
-		return nil, fmt.Errorf("%w: %w", ErrReloadFailed, err)
+		return fmt.Errorf("%w: %w", ErrReloadFailed, err)
 	}
-	return ch, nil
+	return nil
+}
+
+// Previous returns the upstream file that was in place before the change; nil when there was none.
+func (ch *Change) Previous() []byte { return ch.prev }
+
+// Discard puts back the file that was in place before Stage, for a change that was never
+// committed: nginx was not told about it, so it is not told now either.
+func (ch *Change) Discard() error {
+	if !ch.Changed {
+		return nil
+	}
+	if err := ch.putBack(); err != nil {
+		return fmt.Errorf("discard staged upstream: %w", err)
+	}
+	return nil
 }
 
 func (ch *Change) putBack() error {

@@ -100,6 +100,29 @@ func TestServedSockets(t *testing.T) {
 	}
 }
 
+func TestBackupServers(t *testing.T) {
+	b, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x", Color: "green",
+		Servers: []string{"unix:/s/x/green.sock"}, Backups: []string{"unix:/s/x/blue.sock", "127.0.0.1:8081"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := BackupServers(b); !slices.Equal(got, []string{"unix:/s/x/blue.sock", "127.0.0.1:8081"}) {
+		t.Errorf("BackupServers = %q, want the two backups", got)
+	}
+	placeholder, err := Render(nginxtemplates.FS, nginxtemplates.Upstream, Site{App: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := BackupServers(placeholder); len(got) != 0 {
+		t.Errorf("BackupServers of the placeholder = %q, want none", got)
+	}
+	// A hand-written file: "backup" as a parameter only, never inside a name.
+	hand := []byte("upstream chat {\n  server 127.0.0.1:8081 max_fails=0;\n  server unix:/s/backup.sock;\n  server 127.0.0.1:8082 weight=1 backup;\n}\n")
+	if got := BackupServers(hand); !slices.Equal(got, []string{"127.0.0.1:8082"}) {
+		t.Errorf("BackupServers of %q = %q, want [127.0.0.1:8082]", hand, got)
+	}
+}
+
 func TestRenderBrokenTemplates(t *testing.T) {
 	fsys := fstest.MapFS{
 		"parse.tmpl":   {Data: []byte("upstream chat { {{.Nope")},

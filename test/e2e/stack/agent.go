@@ -27,10 +27,12 @@ type Agent struct {
 	BluePort   int
 	GreenPort  int
 	Nginx      *Nginx
-	Verify     time.Duration     // app.verify; zero means 5s, as in deploy/agent.yaml
-	Drain      time.Duration     // app.drain_timeout; zero means 30s
-	Network    string            // app.network; empty for the default bridge
-	Env        map[string]string // app.env
+	Verify     time.Duration // app.verify; zero means 5s, as in deploy/agent.yaml
+	Drain      time.Duration // app.drain_timeout; zero means 30s
+	Network    string        // app.network; empty for the default bridge
+	// HealthyAfter is app.health.healthy_after; zero means 2, as in deploy/agent.yaml.
+	HealthyAfter int
+	Env          map[string]string // app.env
 
 	daemon *exec.Cmd
 	exited chan error
@@ -64,7 +66,10 @@ func (a *Agent) Name() string { return "deploy-agent" }
 // WriteConfig writes agent.yaml in the shape of deploy/agent.yaml, with
 // this run's names, ports and folders.
 func (a *Agent) WriteConfig() error {
-	verify, drain := a.Verify, a.Drain
+	verify, drain, healthyAfter := a.Verify, a.Drain, a.HealthyAfter
+	if healthyAfter == 0 {
+		healthyAfter = 2
+	}
 	if verify == 0 {
 		verify = 5 * time.Second
 	}
@@ -78,7 +83,7 @@ app:
   repository: %s
   container_port: 8080
   colors: {blue: {port: %d}, green: {port: %d}}
-  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: 2, start_timeout: 20s}
+  health: {path: /healthz, interval: 250ms, timeout: 2s, healthy_after: %d, start_timeout: 20s}
   drain_timeout: %s
   verify: %s
   keep_releases: 5
@@ -87,7 +92,7 @@ app:
   container: %s
   output: %s
   check_url: %s/healthz
-`, a.StateDir(), a.App, a.Repository, a.BluePort, a.GreenPort, drain, verify, a.appExtra(), a.Nginx.Name, a.Nginx.UpstreamFile(), a.Nginx.URL())
+`, a.StateDir(), a.App, a.Repository, a.BluePort, a.GreenPort, healthyAfter, drain, verify, a.appExtra(), a.Nginx.Name, a.Nginx.UpstreamFile(), a.Nginx.URL())
 	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
 		return fmt.Errorf("agent config: %w", err)
 	}

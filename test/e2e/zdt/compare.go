@@ -34,6 +34,7 @@ func Compare(ctx context.Context, l Load, which []string, faults string, only []
 		return err
 	}
 	defer env.Close()
+	env.HealthyAfter = l.HealthyAfter
 	logf := func(msg string, args ...any) { log.Info(msg, args...) }
 	var reps []*Report
 	for _, name := range which {

@@ -19,6 +19,9 @@ type Env struct {
 	Dir    string
 	Images stack.Images
 	Agent  string // deploy-agent binary; empty when not built
+	// HealthyAfter is the agents' app.health.healthy_after; 0 keeps 2, as deploy/agent.yaml
+	// ships. 1 is kamal-proxy's gate: one passing check.
+	HealthyAfter int
 
 	containers []string
 }
@@ -306,7 +309,7 @@ func (e *Env) agent(ctx context.Context, short, listenFrom string, tune func(*st
 		return nil, err
 	}
 	a := &stack.Agent{Bin: e.Agent, Dir: filepath.Join(e.Dir, short, "agent"), App: e.Prefix + "-" + short,
-		Repository: e.Images.Repository, BluePort: ports[0], GreenPort: ports[1], Nginx: n}
+		Repository: e.Images.Repository, BluePort: ports[0], GreenPort: ports[1], Nginx: n, HealthyAfter: e.HealthyAfter}
 	e.containers = append(e.containers, a.Containers()...)
 	if tune != nil {
 		tune(a)

@@ -10,8 +10,12 @@ import (
 // Table renders the comparison as Markdown: one row per scenario.
 func Table(reps []*Report, l Load) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Load: %d HTTP req/s through nginx (page + /healthz), %d WebSocket clients (%d offering move) in %d rooms each sending every %s, %d consecutive deploys of alternating builds.\n\n",
-		l.Rate, l.Clients, l.Movers, l.Rooms, l.Send, l.Deploys)
+	healthyAfter := l.HealthyAfter
+	if healthyAfter == 0 {
+		healthyAfter = 2
+	}
+	fmt.Fprintf(&b, "Load: %d HTTP req/s through nginx (page + /healthz), %d WebSocket clients (%d offering move) in %d rooms each sending every %s, %d consecutive deploys of alternating builds; the agent's health gate wants %d consecutive 200s.\n\n",
+		l.Rate, l.Clients, l.Movers, l.Rooms, l.Send, l.Deploys, healthyAfter)
 	b.WriteString("| deployer | deploys ok | failed HTTP requests (per deploy) | s per deploy | WS messages lost | WS doubled | outboxes not empty | reconnect p50 / p99 | moves / movers' closes | hold → go p50 / p99 | msg delay p50 / p99 steady → during deploys | HTTP p99 steady → during deploys |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reps {

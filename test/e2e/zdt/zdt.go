@@ -27,6 +27,8 @@ type Load struct {
 	Warmup  time.Duration // steady state before the first deploy
 	Gap     time.Duration // steady state between and after deploys
 	Tail    time.Duration // a deploy window extends this long past the command's exit
+	// HealthyAfter is the agent's app.health.healthy_after; 0 keeps 2, as shipped.
+	HealthyAfter int
 }
 
 // Report is one scenario's outcome.

@@ -30,6 +30,7 @@ func main() {
 	flag.DurationVar(&l.Warmup, "warmup", 5*time.Second, "steady state before the first deploy")
 	flag.DurationVar(&l.Gap, "gap", 3*time.Second, "steady state between deploys")
 	flag.DurationVar(&l.Tail, "tail", 2*time.Second, "a deploy window extends this long past the deploy")
+	flag.IntVar(&l.HealthyAfter, "healthy-after", 2, "the agent's app.health.healthy_after: consecutive 200s before the switch (2 as shipped; 1 is kamal-proxy's single passing check)")
 	which := flag.String("scenarios", "agent,fleet,stop-and-run,bluegreen", "comma list of agent, stop-and-run, bluegreen, fleet (two hosts in Redis mode behind a load balancer), kamal (kamal-proxy in front of two colors; needs -kamal-proxy)")
 	var kamal zdt.KamalOptions
 	flag.StringVar(&kamal.Bin, "kamal-proxy", "", "path of a kamal-proxy binary built from its source, for the kamal scenario (BENCHMARKS.md says how to build it)")
