@@ -93,16 +93,23 @@ func (hd *Holding) Len() int {
 // Finish passes every client that answered held within HoldWait of the hold
 // to mover; a nil mover (no successor) or any failure closes the client with
 // 1012, as a drain always did, and it resumes. It returns how many moved.
+//
+// Each client is passed on as soon as its held arrives, in the order they
+// arrive: waiting for held takes no slot, so a client slow to answer delays
+// nobody else. At most moveParallel moves write and pass at once.
 func (hd *Holding) Finish(ctx context.Context, mover Mover) (moved int) {
 	var mu sync.Mutex
 	sem := make(chan struct{}, moveParallel)
 	var wg sync.WaitGroup
 	deadline := hd.sent.Add(HoldWait)
 	for _, c := range hd.clients {
-		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
-			err := hd.hub.moveOne(ctx, c, mover, deadline)
+			err := waitHeld(ctx, c.mv, deadline)
+			if err == nil {
+				sem <- struct{}{}
+				err = hd.hub.moveOne(c, mover)
+				<-sem
+			}
 			if err != nil {
 				hd.hub.metrics.Moves.WithLabelValues(moveFailure(err)).Inc()
 				c.mv.decide(false)
@@ -138,19 +145,24 @@ func moveFailure(err error) string {
 	}
 }
 
-// moveOne waits for c's held, takes it out of its room at a known seq, writes
-// out what it is owed and passes it on.
-func (h *Hub) moveOne(ctx context.Context, c *client, mover Mover, deadline time.Time) error {
-	m := c.mv
+// waitHeld waits for the client's held until deadline.
+func waitHeld(ctx context.Context, m *moveState, deadline time.Time) error {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-m.heldc:
+		return nil
 	case <-t.C:
 		return errNotHeld
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// moveOne takes c, which answered held, out of its room at a known seq, writes
+// out what it is owed and passes it on.
+func (h *Hub) moveOne(c *client, mover Mover) error {
+	m := c.mv
 	if mover == nil {
 		return errNoMover
 	}

@@ -310,3 +310,67 @@ func TestStandbyDrainMovesBack(t *testing.T) {
 		t.Fatalf("msg seqs %v, want [1 2]", seqs)
 	}
 }
+
+// TestSilentClientsDelayNoMove: clients that offered move but never answer
+// hold wait out HoldWait (1 s) and fall back to 1012; they must not hold up
+// the clients that did answer. With many silent clients ahead of them, the
+// ones that answered still get go at once.
+func TestSilentClientsDelayNoMove(t *testing.T) {
+	dir := t.TempDir()
+	blue := startColor(t, dir, "blue")
+	const silent, movers = 48, 8
+	for i := range silent {
+		dialColor(t, blue, fmt.Sprintf("mute%d", i), "move")
+	}
+	var ws []*wsClient
+	for i := range movers {
+		ws = append(ws, dialColor(t, blue, fmt.Sprintf("mina%d", i), "move"))
+	}
+	startColor(t, dir, "green")
+	blue.cancel()
+	took := make(chan time.Duration, movers)
+	errs := make(chan error, movers)
+	for _, w := range ws {
+		go func() {
+			for {
+				f, err := w.next()
+				if err != nil {
+					errs <- fmt.Errorf("waiting for hold: %w", err)
+					return
+				}
+				if f.T == "hold" {
+					break
+				}
+			}
+			heldAt := time.Now()
+			if err := w.conn.WriteJSON(map[string]any{"t": "held"}); err != nil {
+				errs <- err
+				return
+			}
+			for {
+				f, err := w.next()
+				if err != nil {
+					errs <- fmt.Errorf("waiting for go: %w", err)
+					return
+				}
+				if f.T == "go" {
+					took <- time.Since(heldAt)
+					return
+				}
+			}
+		}()
+	}
+	var slowest time.Duration
+	for range movers {
+		select {
+		case d := <-took:
+			slowest = max(slowest, d)
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	t.Logf("slowest held → go of %d movers behind %d silent clients: %v", movers, silent, slowest)
+	if slowest > 500*time.Millisecond {
+		t.Errorf("a client that answered held got go %v later: it waited behind clients that never answered (HoldWait %v)", slowest, time.Second)
+	}
+}
