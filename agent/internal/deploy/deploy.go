@@ -167,9 +167,9 @@ type run struct {
 	reusedID string         // prepare: a rollback's stopped container, started again as it was
 	handover string         // prepare: the handover folder on the host
 	newID    string         // start: the container this deploy started, removed on failure
-	change   *nginx.Change  // health: the staged upstream; switch: how to restore the previous one
-	stageErr error          // health: why the upstream could not be staged
-	staged   chan struct{}  // health: closed once staging ended; nil when it never started
+	change   *nginx.Change  // start: the staged upstream; switch: how to restore the previous one
+	stageErr error          // start: why the upstream could not be staged
+	staged   chan struct{}  // start: closed once staging ended; nil when it never started
 	answered time.Time      // verify: when the new color first answered through nginx
 }
 
@@ -504,8 +504,9 @@ func (r *run) verifySwitch() error {
 // refused) is answered by the new color when the previous upstream lists it as backup, as the
 // shipped template does: nginx then asks the backup (proxy_next_upstream, on errors by default).
 // Without that backup (the first release's placeholder, a template without backups), or when the
-// old color could not be stopped, the drain also waits out the handover. A failure to stop the
-// old color is reported, not fatal: the new release already serves.
+// old color could not be stopped, the drain also lasts until the handover is over (waitHandover
+// waits for a moment in time, so the stop's time counts toward it). A failure to stop the old
+// color is reported, not fatal: the new release already serves.
 func (r *run) drain() error {
 	old := r.p.Before.Active
 	if err := r.step(StepDrain, drainDetail(old, &r.cfg)); err != nil {
@@ -515,19 +516,13 @@ func (r *run) drain() error {
 		waitHandover(r.ctx, r.answered)
 		return nil
 	}
-	var stopErr error
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		stopErr = r.d.Engine.StopContainer(r.ctx, old.Container, r.cfg.App.DrainTimeout.D())
-	}()
-	if !r.backedByNew() {
-		waitHandover(r.ctx, r.answered)
+	err := r.d.Engine.StopContainer(r.ctx, old.Container, r.cfg.App.DrainTimeout.D())
+	failed := err != nil && !errors.Is(err, docker.ErrNotFound)
+	if failed {
+		r.d.log().Warn("stop old color", "container", old.Container, "err", err)
+		r.event(StepDrain, EventInfo, "stopping the old color: "+err.Error())
 	}
-	<-stopped
-	if stopErr != nil && !errors.Is(stopErr, docker.ErrNotFound) {
-		r.d.log().Warn("stop old color", "container", old.Container, "err", stopErr)
-		r.event(StepDrain, EventInfo, "stopping the old color: "+stopErr.Error())
+	if failed || !r.backedByNew() {
 		waitHandover(r.ctx, r.answered)
 	}
 	return nil

@@ -37,7 +37,7 @@ func (d *Deployer) Reconcile(ctx context.Context, done func(Outcome)) error {
 
 // nginxTold reports whether a deploy that stopped during step may have reloaded nginx with the
 // new color's upstream: from the switch on. Before it the upstream file may already name the new
-// color (staged during the health gate), but nginx never read it. A step this version does not
+// color (staged from the start step on), but nginx never read it. A step this version does not
 // know counts as told, so the new color is checked through nginx as before.
 func nginxTold(step string) bool {
 	i := slices.Index(Steps, step)

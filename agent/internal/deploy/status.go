@@ -69,8 +69,8 @@ func (s *StatusReader) Status(ctx context.Context) (Status, error) {
 	out.Previous = s.releaseStatus(ctx, st.Previous)
 	if p, err := s.Store.LoadProgress(); err == nil && p != nil {
 		out.Deploying = &Deploying{ID: p.ID, Image: p.Image, Step: p.Step}
-		// Before the switch the upstream file may already name the new color (staged during the
-		// health gate), but nginx was not told: it still serves what it served when the deploy began.
+		// Before the switch the upstream file may already name the new color (staged from the
+		// start step on), but nginx was not told: it still serves what it served when the deploy began.
 		if !nginxTold(p.Step) && p.Color != "" && out.Served == p.Color {
 			out.Served = ""
 			if p.Before.Active != nil {
