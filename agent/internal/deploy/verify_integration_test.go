@@ -28,59 +28,18 @@ import (
 // new connections for 100 ms beside the new ones, and ending on verify's two answers let about
 // three reloads in four be followed by a 502.
 func TestReloadHandover(t *testing.T) {
-	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Fatalf("nginx is required (scripts/setup.sh installs it): %v", err)
-	}
 	green := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"status":"ok","color":"green"}`)
 	}))
 	t.Cleanup(green.Close)
 
 	dir := t.TempDir()
-	port := freePort(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	writeConf(t, conf, strings.NewReplacer("{{dir}}", dir, "{{port}}", fmt.Sprint(port)).Replace(`worker_processes 1;
-error_log {{dir}}/error.log warn;
-pid {{dir}}/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path {{dir}}/body;
-    proxy_temp_path {{dir}}/proxy;
-    include {{dir}}/upstream.conf;
-    server {
-        listen 127.0.0.1:{{port}};
-        location = /healthz { proxy_pass http://chat; }
-    }
-}
-`))
-	upstream := filepath.Join(dir, "upstream.conf")
 	old := "upstream chat { server 127.0.0.1:1; }\n" // nothing listens: 502
 	next := fmt.Sprintf("upstream chat { server %s; }\n", strings.TrimPrefix(green.URL, "http://"))
-	writeConf(t, upstream, old)
-	nginxCmd := func(args ...string) []string {
-		return append([]string{"nginx", "-p", dir, "-c", conf}, args...)
-	}
-	master := exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;")
-	if err := master.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	// SIGTERM, not SIGKILL: nginx's workers outlive a killed master (and keep whatever files the
-	// test process had open, a lock among them); a terminated master takes its workers along.
-	t.Cleanup(func() {
-		_ = master.Process.Signal(syscall.SIGTERM)
-		_ = master.Wait()
-	})
-	checkURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	upstream, checkURL, reload := startNginx(t, dir, 1, `location = /healthz { proxy_pass http://chat; }`, old)
 	waitFor(t, checkURL, 502)
-
-	cfg := config.Default()
-	cfg.Proxy.CheckURL = checkURL
-	cfg.App.Health.HealthyAfter = 2
-	cfg.App.Health.Timeout = config.Duration(time.Second)
-	cfg.App.Verify = config.Duration(2 * time.Second)
+	cfg := verifyConfig(checkURL)
 	d := &Deployer{}
-	reload := nginx.HostCommand(nginxCmd("-s", "reload"))
 	ctx := t.Context()
 	const rounds = 8
 	for i := range rounds {
@@ -108,6 +67,57 @@ http {
 		waitFor(t, checkURL, 502)
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// startNginx runs nginx with its files in dir: workers worker processes, the upstream file
+// dir/upstream.conf (first written with upstream) and one server on a free 127.0.0.1 port whose
+// only location is location. It returns the upstream file's path, check_url (the server's
+// /healthz) and a reload.
+func startNginx(t *testing.T, dir string, workers int, location, upstream string) (string, string, func(context.Context) error) {
+	t.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Fatalf("nginx is required (scripts/setup.sh installs it): %v", err)
+	}
+	port := freePort(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	writeConf(t, conf, strings.NewReplacer("{{dir}}", dir, "{{port}}", fmt.Sprint(port), "{{workers}}", fmt.Sprint(workers), "{{location}}", location).Replace(`worker_processes {{workers}};
+error_log {{dir}}/error.log warn;
+pid {{dir}}/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path {{dir}}/body;
+    proxy_temp_path {{dir}}/proxy;
+    include {{dir}}/upstream.conf;
+    server {
+        listen 127.0.0.1:{{port}};
+        {{location}}
+    }
+}
+`))
+	file := filepath.Join(dir, "upstream.conf")
+	writeConf(t, file, upstream)
+	master := exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;")
+	if err := master.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	// SIGTERM, not SIGKILL: nginx's workers outlive a killed master (and keep whatever files the
+	// test process had open, a lock among them); a terminated master takes its workers along.
+	t.Cleanup(func() {
+		_ = master.Process.Signal(syscall.SIGTERM)
+		_ = master.Wait()
+	})
+	return file, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), nginx.HostCommand([]string{"nginx", "-p", dir, "-c", conf, "-s", "reload"})
+}
+
+// verifyConfig is what verify needs: check_url, two answers, within 2 s.
+func verifyConfig(checkURL string) config.Config {
+	cfg := config.Default()
+	cfg.Proxy.CheckURL = checkURL
+	cfg.App.Health.HealthyAfter = 2
+	cfg.App.Health.Timeout = config.Duration(time.Second)
+	cfg.App.Verify = config.Duration(2 * time.Second)
+	return cfg
 }
 
 func writeConf(t *testing.T, path, content string) {
@@ -194,9 +204,6 @@ func (c *colorServer) stop() {
 // nginx's old workers keep taking new connections for 100 ms after a reload; the ones they send
 // to blue as it drains (503) or once it is gone (refused) go to green, the backup.
 func TestStopBehindBackup(t *testing.T) {
-	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Fatalf("nginx is required (scripts/setup.sh installs it): %v", err)
-	}
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o755); err != nil { // nginx's workers reach the sockets
@@ -204,30 +211,6 @@ func TestStopBehindBackup(t *testing.T) {
 		}
 	}
 	socks := map[string]string{"blue": filepath.Join(dir, "blue.sock"), "green": filepath.Join(dir, "green.sock")}
-	port := freePort(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	writeConf(t, conf, strings.NewReplacer("{{dir}}", dir, "{{port}}", fmt.Sprint(port)).Replace(`worker_processes 2;
-error_log {{dir}}/error.log warn;
-pid {{dir}}/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path {{dir}}/body;
-    proxy_temp_path {{dir}}/proxy;
-    include {{dir}}/upstream.conf;
-    server {
-        listen 127.0.0.1:{{port}};
-        location = /healthz {
-            proxy_pass http://chat;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_next_upstream error timeout http_503;
-            proxy_next_upstream_tries 2;
-        }
-    }
-}
-`))
-	upstream := filepath.Join(dir, "upstream.conf")
 	render := func(serve, backup string) string {
 		b, err := nginx.Render(nginxtemplates.FS, nginxtemplates.Upstream, nginx.Site{App: "chat", Color: serve, Release: "r",
 			Servers: []string{"unix:" + socks[serve]}, Backups: []string{"unix:" + socks[backup]}})
@@ -236,23 +219,16 @@ http {
 		}
 		return string(b)
 	}
-	writeConf(t, upstream, render("blue", "green"))
-	master := exec.Command("nginx", "-p", dir, "-c", conf, "-g", "daemon off;")
-	if err := master.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = master.Process.Signal(syscall.SIGTERM)
-		_ = master.Wait()
-	})
-	checkURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
-	cfg := config.Default()
-	cfg.Proxy.CheckURL = checkURL
-	cfg.App.Health.HealthyAfter = 2
-	cfg.App.Health.Timeout = config.Duration(time.Second)
-	cfg.App.Verify = config.Duration(2 * time.Second)
+	// The shipped locations' retry.
+	upstream, checkURL, reload := startNginx(t, dir, 2, `location = /healthz {
+            proxy_pass http://chat;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout http_503;
+            proxy_next_upstream_tries 2;
+        }`, render("blue", "green"))
+	cfg := verifyConfig(checkURL)
 	d := &Deployer{}
-	reload := nginx.HostCommand([]string{"nginx", "-p", dir, "-c", conf, "-s", "reload"})
 	ctx := t.Context()
 	startColor(t, socks["green"], "green")
 	const rounds = 8

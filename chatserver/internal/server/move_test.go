@@ -104,7 +104,8 @@ func dialColor(t *testing.T, c *color, name string, caps ...string) *wsClient {
 	return w
 }
 
-// next reads one frame (5 s at most).
+// next reads one frame (5 s at most). It reports a frame that is not JSON as an error, so a
+// goroutine other than the test's may call it.
 func (w *wsClient) next() (frame, error) {
 	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, data, err := w.conn.ReadMessage()
@@ -113,7 +114,7 @@ func (w *wsClient) next() (frame, error) {
 	}
 	var f frame
 	if err := json.Unmarshal(data, &f); err != nil {
-		w.t.Fatalf("bad frame %q", data)
+		return frame{}, fmt.Errorf("bad frame %q: %w", data, err)
 	}
 	w.seen = append(w.seen, f)
 	return f, nil
@@ -122,13 +123,22 @@ func (w *wsClient) next() (frame, error) {
 // until reads frames up to and including one of type typ.
 func (w *wsClient) until(typ string) frame {
 	w.t.Helper()
+	f, err := w.await(typ)
+	if err != nil {
+		w.t.Fatalf("%v (seen %+v)", err, w.seen)
+	}
+	return f
+}
+
+// await is until for a goroutine other than the test's: it returns the error.
+func (w *wsClient) await(typ string) (frame, error) {
 	for {
 		f, err := w.next()
 		if err != nil {
-			w.t.Fatalf("waiting for %s: %v (seen %+v)", typ, err, w.seen)
+			return frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 		}
 		if f.T == typ {
-			return f
+			return f, nil
 		}
 	}
 }
@@ -332,32 +342,20 @@ func TestSilentClientsDelayNoMove(t *testing.T) {
 	errs := make(chan error, movers)
 	for _, w := range ws {
 		go func() {
-			for {
-				f, err := w.next()
-				if err != nil {
-					errs <- fmt.Errorf("waiting for hold: %w", err)
-					return
-				}
-				if f.T == "hold" {
-					break
-				}
+			if _, err := w.await("hold"); err != nil {
+				errs <- err
+				return
 			}
 			heldAt := time.Now()
 			if err := w.conn.WriteJSON(map[string]any{"t": "held"}); err != nil {
 				errs <- err
 				return
 			}
-			for {
-				f, err := w.next()
-				if err != nil {
-					errs <- fmt.Errorf("waiting for go: %w", err)
-					return
-				}
-				if f.T == "go" {
-					took <- time.Since(heldAt)
-					return
-				}
+			if _, err := w.await("go"); err != nil {
+				errs <- err
+				return
 			}
+			took <- time.Since(heldAt)
 		}()
 	}
 	var slowest time.Duration
